@@ -1,0 +1,55 @@
+"""Audit records and the one vocabulary of `plane:subject:action` tags."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gatehouse.db.engine import utcnow
+
+
+class Tag(enum.StrEnum):
+    GATEWAY_CONNECT_ALLOWED = "gateway:connect:allowed"
+    GATEWAY_CONNECT_DENIED = "gateway:connect:denied"
+    GATEWAY_REQUEST_ALLOWED = "gateway:request:allowed"
+    GATEWAY_REQUEST_DENIED = "gateway:request:denied"
+    GATEWAY_TUNNEL_CLOSED = "gateway:tunnel:closed"
+    GATEWAY_RESPONSE_DONE = "gateway:response:done"
+    GATEWAY_ERROR = "gateway:error:refused"
+    PORTAL_REQUEST = "portal:request:served"
+    PORTAL_LOGIN_SUCCESS = "portal:login:success"
+    PORTAL_LOGIN_FAILURE = "portal:login:failure"
+    PORTAL_LOGIN_LOCKED = "portal:login:locked"
+    PORTAL_LOGOUT = "portal:logout:done"
+    ADMIN_TERMINAL_ADDED = "admin:terminal:added"
+    ADMIN_TERMINAL_REMOVED = "admin:terminal:removed"
+    ADMIN_INMATE_ADDED = "admin:inmate:added"
+    ADMIN_INMATE_IMPORTED = "admin:inmate:imported"
+    ADMIN_INMATE_PIN_SET = "admin:inmate:pin-set"
+    AUDIT_EXPORTED = "audit:records:exported"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    tag: Tag
+    plane: str
+    actor: str = ""
+    terminal: str = ""
+    client_addr: str = ""
+    method: str = ""
+    host: str = ""
+    path: str = ""
+    decision: str = ""
+    reason: str = ""
+    status: int | None = None
+    bytes_up: int | None = None
+    bytes_down: int | None = None
+    duration_ms: int | None = None
+    at: datetime = field(default_factory=utcnow)
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["tag"] = str(self.tag)
+        return row

@@ -1,0 +1,64 @@
+"""The `gatehouse` command: the composition root that can start both planes in one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gatehouse.cli import admin, ops
+from gatehouse.errors import GatehouseError
+from gatehouse.settings import SettingsError
+
+DEFAULT_DATA_DIR = "gatehouse-data"
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS,
+        help=f"folder with gatehouse.toml, the database and the CA (env GATEHOUSE_DATA_DIR; default ./{DEFAULT_DATA_DIR})")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="gatehouse", parents=[common],
+        description="Gatehouse: filtering gateway, portal and audit log for digital services in prisons.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    ops.register(commands, common)
+    admin.register(commands, common)
+    return parser
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    given = getattr(args, "data_dir", None) or os.environ.get("GATEHOUSE_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(given).expanduser().resolve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for noisy in ("mitmproxy", "alembic", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    args.data_dir = data_dir(args)
+    try:
+        result: int = args.handler(args)
+    except (GatehouseError, SettingsError) as exc:
+        print(f"gatehouse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

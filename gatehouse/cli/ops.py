@@ -1,0 +1,221 @@
+"""Commands that set up and run an installation: init, db, run, demo, policy, audit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from gatehouse.audit import AuditEvent, Tag
+from gatehouse.ca import ca_cert_file, create_ca
+from gatehouse.db.engine import make_engine, session_factory, upgrade
+from gatehouse.db.models import AuditRecord
+from gatehouse.errors import InvalidInput
+from gatehouse.facility import ensure_facility
+from gatehouse.kernel import Kernel, record_now, write_secret
+from gatehouse.policy_store import check_files
+from gatehouse.settings import CONFIG_NAME, Resolve, Settings, default_config_text, load_settings
+
+EXAMPLE_POLICY = """\
+# Policy rules: allow or deny hosts. Deny wins over allow; a host no rule allows is denied.
+# `*.example.org` covers every name below example.org (not example.org itself).
+# Allowed hosts are inspected (TLS re-signed with the facility CA, only GET and HEAD pass) unless a rule
+# says `mode: passthrough` (no inspection) or lists more `methods`.
+rules: []
+#  - id: khan-academy
+#    allow: [www.khanacademy.org, "*.kastatic.org"]
+#  - id: no-mail
+#    deny: [mail.example.org]
+"""
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("init", parents=[common], help="create a data dir: settings, database, facility CA")
+    p.add_argument("--facility", help="facility name written into the settings")
+    p.add_argument("--timezone", help="facility time zone, e.g. Europe/Brussels")
+    p.set_defaults(handler=cmd_init)
+
+    db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
+        dest="db_command", metavar="ACTION", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply pending migrations").set_defaults(handler=cmd_db_upgrade)
+
+    p = commands.add_parser("run", parents=[common], help="run the portal and the gateway in one process")
+    add_run_options(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = commands.add_parser("demo", parents=[common],
+                            help="start a throw-away demo facility with a built-in content site")
+    add_run_options(p)
+    p.add_argument("--keep", action="store_true", help="keep the demo data dir after exit")
+    p.set_defaults(handler=cmd_demo)
+
+    policy = commands.add_parser("policy", parents=[common], help="policy files").add_subparsers(
+        dest="policy_command", metavar="ACTION", required=True)
+    p = policy.add_parser("check", parents=[common], help="validate policy files; errors as file:line: message")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.set_defaults(handler=cmd_policy_check)
+
+    audit = commands.add_parser("audit", parents=[common], help="audit log").add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True)
+    p = audit.add_parser("export", parents=[common], help="print audit records")
+    p.add_argument("--format", choices=["jsonl"], default="jsonl")
+    p.add_argument("--since", type=_when, help="first time to include (ISO 8601, UTC)")
+    p.add_argument("--until", type=_when, help="time to stop before (ISO 8601, UTC)")
+    p.add_argument("--output", type=Path, help="write to this file instead of standard output")
+    p.set_defaults(handler=cmd_audit_export)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--portal-host", help="portal listen address (default 127.0.0.1)")
+    p.add_argument("--portal-port", type=int, help="portal port (default 8080)")
+    p.add_argument("--proxy-host", help="gateway listen address (default 127.0.0.1)")
+    p.add_argument("--proxy-port", type=int, help="gateway port (default 3128)")
+    p.add_argument("--resolve", action="append", default=[], metavar="HOST=ADDR:PORT",
+                   help="send HOST to ADDR:PORT, like curl --resolve (repeatable)")
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for option, name in (("portal_host", "portal.host"), ("portal_port", "portal.port"),
+                         ("proxy_host", "proxy.host"), ("proxy_port", "proxy.port")):
+        if getattr(args, option) is not None:
+            changes[name.replace(".", "__")] = getattr(args, option)
+    return changes
+
+
+def apply_run_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    settings = settings.replace(**run_overrides(args))
+    if args.resolve:
+        try:
+            extra = tuple(Resolve.parse(spec) for spec in args.resolve)
+        except ValueError as exc:
+            raise InvalidInput(f"--resolve: {exc}") from None
+        settings = settings.replace(proxy__resolve=[str(r) for r in settings["proxy.resolve"] + extra])
+    return settings
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-22T08:00") from None
+    return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone().replace(tzinfo=None)
+
+
+def initialise(data_dir: Path, overrides: dict[str, Any] | None = None, *, quiet: bool = False) -> Settings:
+    """Create what a data dir needs; keep whatever exists (safe to run twice)."""
+    def say(text: str) -> None:
+        if not quiet:
+            print(text)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / CONFIG_NAME
+    if not config.exists():
+        config.write_text(default_config_text(overrides), encoding="utf-8")
+        say(f"wrote {config}")
+    settings = load_settings(data_dir)
+    if write_secret(settings):
+        say(f"wrote {settings.secret_file} (keep it private)")
+    settings.policy_dir.mkdir(exist_ok=True)
+    example = settings.policy_dir / "example.yaml"
+    if not any(settings.policy_dir.iterdir()):
+        example.write_text(EXAMPLE_POLICY, encoding="utf-8")
+        say(f"wrote {example}")
+    if create_ca(settings.ca_dir, settings["facility.name"]):
+        say(f"created the facility CA; terminals must trust {ca_cert_file(settings.ca_dir)}")
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with session_factory(engine).begin() as session:
+            ensure_facility(session, settings)
+    finally:
+        engine.dispose()
+    say(f"database ready ({settings.database_url.split('://')[0]})")
+    return settings
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.facility:
+        overrides["facility.name"] = args.facility
+    if args.timezone:
+        overrides["facility.timezone"] = args.timezone
+    initialise(args.data_dir, overrides)
+    print(f"next: gatehouse terminal add --data-dir {args.data_dir} ...; then gatehouse run --data-dir {args.data_dir}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = load_settings(args.data_dir)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gatehouse.cli.serve import serve
+
+    settings = apply_run_options(load_settings(args.data_dir), args)
+    return serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gatehouse.cli.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    missing = [p for p in args.files if not p.is_file()]
+    for path in missing:
+        print(f"{path}:1: no such file", file=sys.stderr)
+    result = check_files(p for p in args.files if p.is_file())
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    if result.errors or missing:
+        print(f"{len(result.errors) + len(missing)} error(s); nothing was changed", file=sys.stderr)
+        return 1
+    print(f"ok: {len(result.rules)} rule(s) in {len(args.files)} file(s)")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    kernel = Kernel.open(load_settings(args.data_dir))
+    query = select(AuditRecord).order_by(AuditRecord.id)
+    if args.since:
+        query = query.where(AuditRecord.at >= args.since)
+    if args.until:
+        query = query.where(AuditRecord.at < args.until)
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    count = 0
+    try:
+        with kernel.factory() as session:
+            for row in session.scalars(query.execution_options(yield_per=1000)):
+                out.write(json.dumps(record_dict(row), ensure_ascii=False) + "\n")
+                count += 1
+    finally:
+        if args.output:
+            out.close()
+    record_now(kernel.factory, AuditEvent(Tag.AUDIT_EXPORTED, "cli", actor="cli", reason=f"{count} records jsonl"))
+    kernel.engine.dispose()
+    if args.output:
+        print(f"wrote {count} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+def record_dict(row: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": row.id, "at": row.at.isoformat() + "Z", "plane": row.plane, "tag": row.tag, "actor": row.actor,
+        "terminal": row.terminal, "client_addr": row.client_addr, "method": row.method, "host": row.host,
+        "path": row.path, "decision": row.decision, "reason": row.reason, "status": row.status,
+        "bytes_up": row.bytes_up, "bytes_down": row.bytes_down, "duration_ms": row.duration_ms,
+    }

@@ -1,0 +1,89 @@
+"""Policy sources (YAML files in `<data-dir>/policies/`, rules in the database) compiled into one snapshot.
+
+A reload that finds any error keeps the snapshot in force and reports every error; the swap is one
+assignment, so a reader sees the old snapshot or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatehouse.db.models import PolicyRule
+from policies.rules import ParseResult, PolicyError, Rule, parse_policy
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def policy_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def check_files(paths: Iterable[Path]) -> ParseResult:
+    """Parse every file; rule ids must be unique across all of them."""
+    result = ParseResult()
+    owner: dict[str, str] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            result.errors.append(PolicyError(str(path), 1, f"cannot read: {exc}"))
+            continue
+        parsed = parse_policy(text, str(path))
+        result.errors += parsed.errors
+        for rule in parsed.rules:
+            if rule.id in owner:
+                result.errors.append(PolicyError(str(path), 1, f"rule id {rule.id!r} is used in {owner[rule.id]}"))
+                continue
+            owner[rule.id] = str(path)
+            result.rules.append(rule)
+    return result
+
+
+def database_rules(factory: sessionmaker[Session]) -> ParseResult:
+    """Rules curated in the portal, stored in the same YAML-shaped form as the files."""
+    with factory() as session:
+        rows = list(session.scalars(select(PolicyRule).where(PolicyRule.enabled).order_by(PolicyRule.rule_id)))
+    text = yaml.safe_dump({"rules": [dict(row.spec, id=row.rule_id) for row in rows]}) if rows else "rules: []\n"
+    return parse_policy(text, "database")
+
+
+class PolicyHolder:
+    def __init__(self, folder: Path, factory: sessionmaker[Session] | None = None) -> None:
+        self.folder = folder
+        self.factory = factory
+        self.snapshot = Snapshot.build((), version="empty")
+        self.errors: list[PolicyError] = []
+
+    def load(self) -> bool:
+        """Build a new snapshot from all sources; keep the old one if any source has an error."""
+        result = check_files(policy_files(self.folder))
+        if self.factory is not None:
+            from_db = database_rules(self.factory)
+            taken = {r.id for r in result.rules}
+            result.errors += from_db.errors
+            result.errors += [PolicyError("database", 1, f"rule id {r.id!r} is also in a policy file")
+                              for r in from_db.rules if r.id in taken]
+            result.rules += [r for r in from_db.rules if r.id not in taken]
+        self.errors = result.errors
+        if result.errors:
+            for error in result.errors:
+                log.error("policy not loaded: %s", error)
+            return False
+        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules))
+        log.info("policy loaded: %d rules, version %s", len(result.rules), self.snapshot.version)
+        return True
+
+
+def _version(rules: list[Rule]) -> str:
+    digest = hashlib.sha256(repr(rules).encode()).hexdigest()
+    return digest[:12]

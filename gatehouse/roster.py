@@ -1,0 +1,154 @@
+"""Roster import: a CSV as an offender management system exports it, all rows or none.
+
+Accepted: comma or semicolon separated, UTF-8 with or without BOM, a header row naming the columns in any
+order and case. Columns: number (or inmate_number, offender_id), name (or first_name + last_name), language,
+groups (separated by `;` or `|` inside the cell), pin (optional; usually set later with `inmate set-pin`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gatehouse.db.models import Facility, Inmate
+from gatehouse.errors import GatehouseError
+from gatehouse.inmates import add_inmate, check_groups, check_language, check_name, check_number, set_groups
+from gatehouse.pins import check_pin_format, hash_pin
+
+ALIASES = {
+    "number": "number", "inmate_number": "number", "inmate": "number", "offender_id": "number",
+    "offender_number": "number", "id": "number",
+    "name": "name", "full_name": "name", "first_name": "first_name", "given_name": "first_name",
+    "last_name": "last_name", "surname": "last_name", "family_name": "last_name",
+    "language": "language", "lang": "language",
+    "groups": "groups", "group": "groups",
+    "pin": "pin",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    line: int
+    number: str
+    name: str
+    language: str
+    groups: list[str]
+    pin: str | None
+
+
+@dataclass(slots=True)
+class RosterReport:
+    rows: list[RosterRow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+
+
+def _header(names: list[str]) -> tuple[dict[str, int], list[str]]:
+    columns: dict[str, int] = {}
+    errors = []
+    for index, raw in enumerate(names):
+        key = ALIASES.get(raw.strip().lower().replace(" ", "_").replace("-", "_"))
+        if key is None:
+            continue
+        if key in columns:
+            errors.append(f"line 1: column {raw.strip()!r} given twice")
+        columns[key] = index
+    if "number" not in columns:
+        errors.append("line 1: no inmate number column (number, inmate_number or offender_id)")
+    if "name" not in columns and not {"first_name", "last_name"} <= set(columns):
+        errors.append("line 1: no name column (name, or first_name and last_name)")
+    return columns, errors
+
+
+def parse_roster(text: str, source: str = "roster") -> RosterReport:
+    """Check every row; errors are `SOURCE:LINE: message`, all of them, so one run shows what to fix."""
+    report = RosterReport()
+    text = text.removeprefix("\ufeff")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        report.errors.append(f"{source}:1: the file is empty")
+        return report
+    except csv.Error as exc:
+        report.errors.append(f"{source}:1: {exc}")
+        return report
+    columns, errors = _header(header)
+    report.errors += [f"{source}:{e}" for e in errors]
+    if errors:
+        return report
+    seen: dict[str, int] = {}
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            report.errors.append(f"{source}:{start}: {exc}")
+            break
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            report.errors.append(f"{source}:{start}: {len(cells)} cells, the header has {len(header)}")
+            continue
+
+        def cell(key: str) -> str:
+            return cells[columns[key]].strip() if key in columns else ""
+
+        try:
+            number = check_number(cell("number"))
+            if "name" in columns:
+                name = check_name(cell("name"))
+            else:
+                name = check_name(f"{cell('first_name')} {cell('last_name')}")
+            language = check_language(cell("language"))
+            groups = check_groups(cell("groups").replace("|", ";").replace(",", ";").split(";"))
+            pin = check_pin_format(cell("pin")) if cell("pin") else None
+        except GatehouseError as exc:
+            report.errors.append(f"{source}:{start}: {exc}")
+            continue
+        if number in seen:
+            report.errors.append(f"{source}:{start}: inmate {number} is on line {seen[number]} already")
+            continue
+        seen[number] = start
+        report.rows.append(RosterRow(start, number, name, language, groups, pin))
+    if not report.rows and not report.errors:
+        report.errors.append(f"{source}: no inmate rows after the header")
+    return report
+
+
+def apply_roster(session: Session, facility: Facility, report: RosterReport,
+                 progress: Callable[[int, int], None] | None = None) -> RosterReport:
+    """Add new inmates and update known ones, in the caller's transaction; only call when there are no errors."""
+    if report.errors:
+        raise ValueError("apply_roster called on a roster with errors")
+    known = {i.number: i for i in session.scalars(
+        select(Inmate).where(Inmate.number.in_([r.number for r in report.rows])))}
+    total = len(report.rows)
+    for done, row in enumerate(report.rows, 1):
+        pin_hash = hash_pin(row.pin) if row.pin else None
+        if (inmate := known.get(row.number)) is not None:
+            inmate.name, inmate.language = row.name, row.language
+            set_groups(inmate, row.groups)
+            if pin_hash:
+                inmate.pin_hash = pin_hash
+            report.updated += 1
+        else:
+            add_inmate(session, facility, number=row.number, name=row.name, language=row.language,
+                       groups=row.groups, pin_hash=pin_hash)
+            report.added += 1
+        if progress:
+            progress(done, total)
+    session.flush()
+    return report

@@ -1,0 +1,178 @@
+"""Inmate sessions: a PIN login binds a terminal to an inmate until logout, idle timeout or expiry.
+
+At most one open session per terminal and per inmate; the database enforces it with partial unique indexes,
+so two logins racing cannot both win.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatehouse.db.models import Inmate, InmateSession, InmateStatus, Terminal
+from gatehouse.errors import GatehouseError
+from gatehouse.settings import Settings
+from gatehouse.pins import DUMMY_HASH, verify_pin
+from gatehouse.terminals import terminal_by_address
+from policies.decision import Subject
+
+
+class EndReason(enum.StrEnum):
+    LOGOUT = "logout"
+    IDLE = "idle"
+    EXPIRED = "expired"
+    REPLACED = "replaced"
+    SUSPENDED = "suspended"
+
+
+class LoginRefused(GatehouseError):
+    def __init__(self, message: str, *, code: str, inmate: str = "", terminal: str = "") -> None:
+        super().__init__(message)
+        self.code, self.inmate, self.terminal = code, inmate, terminal
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    idle: timedelta
+    max_age: timedelta
+    max_attempts: int
+    lock: timedelta
+    timezone: ZoneInfo
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(timedelta(minutes=settings["sessions.idle_minutes"]),
+                   timedelta(hours=settings["sessions.max_hours"]), settings["login.max_attempts"],
+                   timedelta(minutes=settings["login.lock_minutes"]), ZoneInfo(settings["facility.timezone"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSession:
+    token: str
+    inmate_number: str
+    inmate_name: str
+    language: str
+    terminal_name: str
+    terminal_kind: str
+    terminal_address: str
+    started_at: datetime
+    expires_at: datetime
+    subject: Subject
+
+
+def _active(row: InmateSession) -> ActiveSession:
+    subject = Subject(row.inmate.number, frozenset(row.inmate.group_names), row.terminal.name, row.terminal.kind,
+                      row.token)
+    return ActiveSession(row.token, row.inmate.number, row.inmate.name, row.inmate.language, row.terminal.name,
+                         row.terminal.kind, row.terminal.address, row.started_at, row.expires_at, subject)
+
+
+def _end(session: Session, rows: list[InmateSession], reason: EndReason, now: datetime) -> list[ActiveSession]:
+    ended = []
+    for row in rows:
+        row.ended_at, row.end_reason = now, reason.value
+        ended.append(_active(row))
+    session.flush()
+    return ended
+
+
+def _open_rows(session: Session, *conditions: object) -> list[InmateSession]:
+    return list(session.scalars(select(InmateSession).where(InmateSession.ended_at.is_(None), *conditions)))
+
+
+def login(factory: sessionmaker[Session], policy: SessionPolicy, *, address: str, number: str, pin: str,
+          now: datetime) -> tuple[ActiveSession, list[ActiveSession]]:
+    """Bind the terminal at `address` to the inmate; returns the new session and the sessions it replaced.
+
+    A refusal is raised after the transaction commits, so a wrong PIN's count and a lock are kept.
+    """
+    with factory.begin() as session:
+        outcome = _login(session, policy, address, number.strip().upper(), pin, now)
+    if isinstance(outcome, LoginRefused):
+        raise outcome
+    return outcome
+
+
+def _login(session: Session, policy: SessionPolicy, address: str, number: str, pin: str,
+           now: datetime) -> tuple[ActiveSession, list[ActiveSession]] | LoginRefused:
+    terminal = terminal_by_address(session, address)
+    if terminal is None:
+        return LoginRefused("This computer is not registered as a terminal; ask staff.", code="unknown-terminal")
+    inmate = session.scalar(select(Inmate).where(Inmate.number == number))
+    if inmate is None:
+        verify_pin(DUMMY_HASH, pin)
+        return LoginRefused("Wrong inmate number or PIN.", code="wrong-pin", inmate=number, terminal=terminal.name)
+    if inmate.locked_until and inmate.locked_until > now:
+        return LoginRefused(_locked_message(inmate.locked_until, policy.timezone), code="locked", inmate=number,
+                            terminal=terminal.name)
+    if inmate.status != InmateStatus.ACTIVE.value:
+        return LoginRefused("This account cannot log in now; ask staff.", code="not-active", inmate=number,
+                            terminal=terminal.name)
+    if not verify_pin(inmate.pin_hash, pin):
+        inmate.failed_attempts += 1
+        left = policy.max_attempts - inmate.failed_attempts
+        if left > 0:
+            return LoginRefused(
+                f"Wrong inmate number or PIN. {left} attempt(s) left before the account is locked.",
+                code="wrong-pin", inmate=number, terminal=terminal.name)
+        inmate.failed_attempts, inmate.locked_until = 0, now + policy.lock
+        return LoginRefused(_locked_message(inmate.locked_until, policy.timezone), code="locked-now", inmate=number,
+                            terminal=terminal.name)
+    inmate.failed_attempts, inmate.locked_until = 0, None
+    replaced = _end(session, _open_rows(
+        session, or_(InmateSession.terminal_id == terminal.id, InmateSession.inmate_id == inmate.id)),
+        EndReason.REPLACED, now)
+    row = InmateSession(token=secrets.token_urlsafe(24), terminal=terminal, inmate=inmate, started_at=now,
+                        last_seen_at=now, expires_at=now + policy.max_age)
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        return LoginRefused("Another login on this terminal happened at the same moment; try again.",
+                            code="race", inmate=number, terminal=terminal.name)
+    return _active(row), replaced
+
+
+def _locked_message(until: datetime, zone: ZoneInfo) -> str:
+    local = until.replace(tzinfo=UTC).astimezone(zone)
+    return f"Too many wrong PINs. This account is locked until {local:%H:%M}; try again then."
+
+
+def end_session(factory: sessionmaker[Session], token: str, reason: EndReason, now: datetime) -> ActiveSession | None:
+    with factory.begin() as session:
+        rows = _open_rows(session, InmateSession.token == token)
+        ended = _end(session, rows, reason, now)
+    return ended[0] if ended else None
+
+
+def resolve(factory: sessionmaker[Session], policy: SessionPolicy, address: str, now: datetime,
+            *, touch: bool = False) -> tuple[Terminal | None, ActiveSession | None]:
+    """Identity of a client address: its terminal and open session; a session past its time is ended here."""
+    with factory.begin() as session:
+        terminal = terminal_by_address(session, address)
+        if terminal is None:
+            return None, None
+        rows = _open_rows(session, InmateSession.terminal_id == terminal.id)
+        if not rows:
+            return terminal, None
+        row = rows[0]
+        if row.expires_at <= now:
+            _end(session, [row], EndReason.EXPIRED, now)
+            return terminal, None
+        if row.last_seen_at + policy.idle <= now:
+            _end(session, [row], EndReason.IDLE, now)
+            return terminal, None
+        if row.inmate.status != InmateStatus.ACTIVE.value:
+            _end(session, [row], EndReason.SUSPENDED, now)
+            return terminal, None
+        if touch:
+            session.execute(update(InmateSession).where(InmateSession.id == row.id).values(last_seen_at=now))
+        return terminal, _active(row)

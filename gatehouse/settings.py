@@ -1,0 +1,243 @@
+"""One Settings object, read once at start-up from `<data-dir>/gatehouse.toml` and `GATEHOUSE_*` variables.
+
+Every setting is declared once in SETTINGS with its default and help text; the commented default file,
+the README table and validation all come from that table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+CONFIG_NAME = "gatehouse.toml"
+ENV_PREFIX = "GATEHOUSE_"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the setting and where it came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """A `HOST=ADDR:PORT` mapping, like curl's --resolve."""
+
+    host: str
+    address: str
+    port: int
+
+    @classmethod
+    def parse(cls, spec: str) -> Resolve:
+        host, sep, target = spec.partition("=")
+        addr, colon, port = target.rpartition(":")
+        if not sep or not colon or not host or not addr or not port.isdigit():
+            raise ValueError(f"expected HOST=ADDR:PORT, got {spec!r}")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"port out of range in {spec!r}")
+        return cls(host.strip().lower().rstrip("."), addr.strip("[]"), int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}={self.address}:{self.port}"
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 <= port < 65536:
+        raise ValueError("must be a port number from 0 to 65535")
+    return port
+
+
+def _positive(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a whole number above zero")
+    return number
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    return value
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(_text(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use a name such as Europe/Brussels)") from exc
+    return str(value)
+
+
+def _language(value: Any) -> str:
+    if value not in LANGUAGES:
+        raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+    return str(value)
+
+
+def _resolve_list(value: Any) -> tuple[Resolve, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise ValueError("must be a list of HOST=ADDR:PORT")
+    return tuple(Resolve.parse(str(item)) for item in value)
+
+
+LANGUAGES = ("en", "nl", "fr", "de")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any]
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.replace(".", "_").upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("facility.name", "Demo Facility", "Name of the facility this installation serves.", _text),
+    Setting("facility.timezone", "Europe/Brussels", "The facility's time zone (IANA name).", _timezone),
+    Setting("facility.language", "en", "Default language of pages: en, nl, fr or de.", _language),
+    Setting("database.url", "", "SQLAlchemy URL; empty means the SQLite file <data-dir>/gatehouse.db.", _text,
+            secret=True),
+    Setting("redis.url", "", "Redis URL for shared state between nodes; empty means in-process.", _text,
+            secret=True),
+    Setting("portal.host", "127.0.0.1", "Address the portal listens on.", _text),
+    Setting("portal.port", 8080, "Port the portal listens on.", _port),
+    Setting("portal.public_url", "", "URL terminals use to reach the portal; empty means http://HOST:PORT.",
+            _text),
+    Setting("proxy.host", "127.0.0.1", "Address the gateway listens on (the terminals' proxy).", _text),
+    Setting("proxy.port", 3128, "Port the gateway listens on.", _port),
+    Setting("proxy.resolve", (), "HOST=ADDR:PORT mappings for internal content servers, like curl --resolve.",
+            _resolve_list),
+    Setting("proxy.upstream_ca_file", "", "Extra CA bundle (PEM) trusted for upstream servers, e.g. internal.",
+            _text),
+    Setting("sessions.idle_minutes", 15, "An inmate session ends after this many idle minutes.", _positive),
+    Setting("sessions.max_hours", 8, "An inmate session ends this many hours after login at the latest.",
+            _positive),
+    Setting("login.max_attempts", 5, "Wrong PINs in a row before an inmate account is locked.", _positive),
+    Setting("login.lock_minutes", 15, "How long a locked inmate account stays locked.", _positive),
+)
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def database_url(self) -> str:
+        url: str = self.values["database.url"]
+        return url or f"sqlite:///{self.data_dir / 'gatehouse.db'}"
+
+    @property
+    def portal_url(self) -> str:
+        url: str = self.values["portal.public_url"]
+        return url or f"http://{self.values['portal.host']}:{self.values['portal.port']}"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.data_dir / "ca"
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.data_dir / "policies"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed by name (dots as in SETTINGS), validated like the file."""
+        values = dict(self.values)
+        for key, raw in changes.items():
+            name = key.replace("__", ".")
+            values[name] = _parse_one(SETTINGS_BY_NAME[name], raw, "the command line")
+        return Settings(self.data_dir, values)
+
+
+def _parse_one(setting: Setting, raw: Any, where: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        shown = "(hidden)" if setting.secret else repr(raw)
+        raise SettingsError(f"{where}: setting {setting.name} = {shown}: {exc}") from None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_settings(data_dir: Path | str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the file then the environment; stop with a SettingsError naming the setting and its source."""
+    environ = os.environ if environ is None else environ
+    data_dir = Path(data_dir).expanduser().resolve()
+    path = data_dir / CONFIG_NAME
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    unknown = sorted(set(raw) - set(SETTINGS_BY_NAME))
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting {unknown[0]} (known: see `gatehouse init` output)")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env in environ:
+            values[setting.name] = _parse_one(setting, environ[setting.env], f"environment {setting.env}")
+        elif setting.name in raw:
+            values[setting.name] = _parse_one(setting, raw[setting.name], str(path))
+        else:
+            values[setting.name] = setting.parse(setting.default)
+    return Settings(data_dir, values)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(str(v)) for v in value) + "]"
+    return str(value)
+
+
+def default_config_text(overrides: Mapping[str, Any] | None = None) -> str:
+    """The commented default file `gatehouse init` writes: every setting, its help and its default."""
+    overrides = overrides or {}
+    lines = [
+        "# Gatehouse settings. Every GATEHOUSE_<SECTION>_<NAME> environment variable overrides the value here,",
+        "# e.g. GATEHOUSE_DATABASE_URL=postgresql+psycopg://gatehouse@db/gatehouse.",
+    ]
+    section = ""
+    for setting in SETTINGS:
+        head, _, key = setting.name.partition(".")
+        if head != section:
+            section = head
+            lines += ["", f"[{section}]"]
+        lines.append(f"# {setting.help} ({setting.env})")
+        if setting.name in overrides:
+            lines.append(f"{key} = {_toml_value(overrides[setting.name])}")
+        else:
+            lines.append(f"# {key} = {_toml_value(setting.default)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""Terminals: the cell, classroom, library and booth computers, known by their network address."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from gatehouse.db.engine import utcnow
+from gatehouse.db.models import Facility, InmateSession, Terminal, TerminalKind
+from gatehouse.errors import Conflict, InvalidInput, NotFound
+
+
+def normalise_address(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise InvalidInput(f"terminal address {address!r} is not an IP address") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def add_terminal(session: Session, facility: Facility, *, name: str, address: str, kind: str,
+                 unit: str = "") -> Terminal:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("terminal name is empty")
+    try:
+        kind = TerminalKind(kind).value
+    except ValueError:
+        raise InvalidInput(f"terminal kind {kind!r} is not one of {', '.join(k.value for k in TerminalKind)}") \
+            from None
+    address = normalise_address(address)
+    if session.scalar(select(Terminal).where(Terminal.name == name)):
+        raise Conflict(f"a terminal named {name!r} exists already")
+    if other := session.scalar(select(Terminal).where(Terminal.address == address)):
+        raise Conflict(f"address {address} belongs to terminal {other.name!r} already")
+    terminal = Terminal(facility_id=facility.id, name=name, address=address, kind=kind, unit=unit.strip(),
+                        created_at=utcnow())
+    session.add(terminal)
+    session.flush()
+    return terminal
+
+
+def list_terminals(session: Session) -> list[Terminal]:
+    return list(session.scalars(select(Terminal).order_by(Terminal.name)))
+
+
+def remove_terminal(session: Session, name: str) -> Terminal:
+    terminal = session.scalar(select(Terminal).where(Terminal.name == name))
+    if terminal is None:
+        raise NotFound(f"no terminal named {name!r}")
+    # Session rows are working state; the audit log keeps the history of every login and logout.
+    session.execute(delete(InmateSession).where(InmateSession.terminal_id == terminal.id))
+    session.delete(terminal)
+    session.flush()
+    return terminal
+
+
+def terminal_by_address(session: Session, address: str) -> Terminal | None:
+    try:
+        address = normalise_address(address)
+    except InvalidInput:
+        return None
+    return session.scalar(select(Terminal).where(Terminal.address == address))

@@ -1,0 +1,44 @@
+"""An immutable, indexed set of rules: lookup walks the host's labels, never the list of rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from policies.rules import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    rules: tuple[Rule, ...] = ()
+    exact: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    below: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    version: str = ""
+
+    @classmethod
+    def build(cls, rules: Iterable[Rule], version: str = "") -> Snapshot:
+        exact: dict[str, list[Rule]] = {}
+        below: dict[str, list[Rule]] = {}
+        ordered = tuple(rules)
+        for rule in ordered:
+            for pattern in rule.hosts:
+                index = below if pattern.wildcard else exact
+                bucket = index.setdefault(pattern.host, [])
+                if rule not in bucket:
+                    bucket.append(rule)
+        return cls(
+            ordered,
+            MappingProxyType({k: tuple(v) for k, v in exact.items()}),
+            MappingProxyType({k: tuple(v) for k, v in below.items()}),
+            version,
+        )
+
+    def matching(self, host: str) -> tuple[Rule, ...]:
+        """Rules whose host patterns cover `host` (already canonical): exact first, then each parent domain."""
+        found = list(self.exact.get(host, ()))
+        labels = host.split(".")
+        for i in range(1, len(labels)):
+            found.extend(self.below.get(".".join(labels[i:]), ()))
+        return tuple(found)
