@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-BASENAME = "gatehouse"
+BASENAME = "mitmproxy"  # the name mitmproxy's certificate store looks for
 VALID_DAYS = 3650
 
 
@@ -24,7 +24,8 @@ def ca_key_file(ca_dir: Path) -> Path:
 
 
 def ca_cert_file(ca_dir: Path) -> Path:
-    return ca_dir / f"{BASENAME}-ca-cert.pem"
+    """The certificate alone, to install on terminals (the portal serves it at /ca.pem)."""
+    return ca_dir / "gatehouse-ca-cert.pem"
 
 
 def create_ca(ca_dir: Path, facility: str) -> bool:

@@ -1,0 +1,83 @@
+"""Run the portal and the gateway in one process and one event loop, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gatehouse.kernel import Kernel
+from gatehouse.settings import Settings
+from gateway.service import Gateway
+from portal.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    kernel: Kernel
+    gateway: Gateway
+    portal: tuple[str, int]
+    proxy: tuple[str, int]
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    """Both planes up on the configured addresses (port 0 picks a free one); all closed on exit."""
+    kernel = Kernel.open(settings)
+    await kernel.start()
+    runner: web.AppRunner | None = None
+    gateway = Gateway(kernel)
+    try:
+        runner = web.AppRunner(create_app(kernel), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        site = web.TCPSite(runner, settings["portal.host"], settings["portal.port"], reuse_address=True)
+        await site.start()
+        server = site._server  # the bound port when 0 was asked for
+        sockets = getattr(server, "sockets", None) or []
+        portal = sockets[0].getsockname()[:2] if sockets else (settings["portal.host"], settings["portal.port"])
+        proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
+        yield Running(kernel, gateway, (str(portal[0]), int(portal[1])), proxy)
+    finally:
+        await gateway.stop()
+        if runner is not None:
+            await runner.cleanup()
+        await kernel.close()
+
+
+async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings) as up:
+        print(f"portal:  http://{up.portal[0]}:{up.portal[1]}/", flush=True)
+        print(f"gateway: {up.proxy[0]}:{up.proxy[1]} (set as the terminals' HTTP and HTTPS proxy)", flush=True)
+        if ready is not None:
+            ready.set_result(up)
+        await stop.wait()
+        print("stopping...", flush=True)
+
+
+def _event_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def serve(settings: Settings) -> int:
+    _event_loop_policy()
+    try:
+        asyncio.run(_main(settings))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

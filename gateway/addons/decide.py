@@ -1,0 +1,111 @@
+"""Decides every inspected request before a byte of it goes upstream; denied ones get the block page.
+
+The decision is recorded durably first; if the audit log cannot take it, the request is refused (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from mitmproxy import http
+
+from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
+from gateway.addons.handoff import METADATA_KEY
+from gateway.blockpage import HEADERS, BlockPage
+from gateway.handoff import Handoff
+from gateway.identity import IdentityResolver
+from policies.decision import Decision, ReasonCode, Subject, decide_request, deny
+from policies.hosts import HostError, canonical_host
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+STARTED_KEY = "gatehouse.started"
+
+
+class RequestDecider:
+    def __init__(self, *, policy: Callable[[], Snapshot], identity: IdentityResolver, audit: AuditSink,
+                 portal_url: str) -> None:
+        self._policy = policy
+        self._identity = identity
+        self._audit = audit
+        self._portal_url = portal_url
+
+    async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> Decision:
+        if handoff.verdict != "allow":
+            return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why)
+        identity = await self._identity.resolve(handoff.client)
+        if identity.session is None or identity.session.token != handoff.session:
+            return deny(ReasonCode.NO_SESSION, "the session of this terminal has ended")
+        request = flow.request
+        host = request.pretty_host
+        if handoff.host:
+            try:
+                asked = canonical_host(request.host_header.rsplit(":", 1)[0] if request.host_header else host)
+            except HostError as exc:
+                return deny(ReasonCode.BAD_HOST, str(exc))
+            if asked != handoff.host:
+                return deny(ReasonCode.BAD_HOST, f"Host {asked} does not match the tunnel to {handoff.host}")
+            host = handoff.host
+        if request.headers.get("upgrade", "").lower() == "websocket":
+            return deny(ReasonCode.METHOD_NOT_ALLOWED, "WebSocket is not allowed here")
+        who = identity.session.subject
+        return decide_request(request.method, host, request.path, who, self._policy())
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        flow.metadata[STARTED_KEY] = time.monotonic()
+        handoff: Handoff | None = flow.metadata.get(METADATA_KEY)
+        if handoff is None:
+            flow.response = http.Response.make(403, b"gateway: request not handed off\n")
+            return
+        try:
+            decision = await self._decide(flow, handoff)
+        except Exception as exc:  # identity or policy broke: deny and record why (fail closed)
+            log.exception("inspector: decision failed")
+            decision = deny(ReasonCode.GATEWAY_ERROR, f"decision failed: {exc.__class__.__name__}")
+        tag = Tag.GATEWAY_REQUEST_ALLOWED if decision.allowed else Tag.GATEWAY_REQUEST_DENIED
+        try:
+            await self._audit.write(self._event(flow, handoff, tag, decision.verdict, decision.explanation))
+        except AuditUnavailable as exc:
+            flow.response = http.Response.make(
+                503, f"gateway: the audit log cannot record this request ({exc}); access is paused\n".encode(),
+                {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "30"})
+            return
+        if not decision.allowed:
+            flow.metadata["gatehouse.denied"] = True
+            page = BlockPage(flow.request.pretty_url, decision.explanation, self._portal_url, handoff.language,
+                             needs_login=decision.reasons[0].code in (ReasonCode.NO_SESSION,))
+            flow.response = http.Response.make(403, page.render(), HEADERS)
+
+    def _event(self, flow: http.HTTPFlow, handoff: Handoff, tag: Tag, decision: str, reason: str,
+               status: int | None = None) -> AuditEvent:
+        started = flow.metadata.get(STARTED_KEY)
+        duration = int((time.monotonic() - started) * 1000) if started and status is not None else None
+        up = len(flow.request.raw_content or b"") if status is not None else None
+        down = len(flow.response.raw_content or b"") if status is not None and flow.response else None
+        return AuditEvent(tag, "gateway", actor=handoff.inmate, terminal=handoff.terminal, client_addr=handoff.client,
+                          method=flow.request.method, host=flow.request.pretty_host, path=flow.request.path,
+                          decision=decision, reason=reason, status=status, bytes_up=up, bytes_down=down,
+                          duration_ms=duration)
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        handoff: Handoff | None = flow.metadata.get(METADATA_KEY)
+        if handoff is None or flow.metadata.get("gatehouse.denied") or flow.response is None:
+            return
+        try:
+            await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_RESPONSE_DONE, "allow", "",
+                                                flow.response.status_code))
+        except AuditUnavailable:
+            log.error("inspector: closing record lost for %s", flow.request.pretty_url)
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        handoff: Handoff | None = flow.metadata.get(METADATA_KEY)
+        if handoff is None or flow.error is None:
+            return
+        try:
+            await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_ERROR, "error", flow.error.msg, 502))
+        except AuditUnavailable:
+            log.error("inspector: error record lost for %s", flow.request.pretty_url)

@@ -1,0 +1,64 @@
+"""The page a person sees instead of a blocked site: what was blocked, why, and what to do next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jinja2
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
+
+TEXT = {
+    "en": {
+        "title": "This page is blocked", "login_title": "Please log in first",
+        "blocked": "The address below is not allowed from this terminal.",
+        "login": "Nobody is logged in at this terminal. Log in at the portal to use the internet.",
+        "address": "Address", "reason": "Reason", "open_portal": "Open the portal",
+        "ask": "If you need this site for your studies or your re-entry, ask for it in the portal.",
+    },
+    "nl": {
+        "title": "Deze pagina is geblokkeerd", "login_title": "Log eerst in",
+        "blocked": "Het adres hieronder is niet toegestaan op deze terminal.",
+        "login": "Er is niemand aangemeld op deze terminal. Meld je aan op het portaal om internet te gebruiken.",
+        "address": "Adres", "reason": "Reden", "open_portal": "Naar het portaal",
+        "ask": "Heb je deze site nodig voor je studie of je re-integratie? Vraag ze aan in het portaal.",
+    },
+    "fr": {
+        "title": "Cette page est bloquée", "login_title": "Veuillez d'abord vous connecter",
+        "blocked": "L'adresse ci-dessous n'est pas autorisée depuis ce terminal.",
+        "login": "Personne n'est connecté à ce terminal. Connectez-vous au portail pour utiliser internet.",
+        "address": "Adresse", "reason": "Raison", "open_portal": "Ouvrir le portail",
+        "ask": "Si vous avez besoin de ce site pour vos études ou votre réinsertion, demandez-le dans le portail.",
+    },
+    "de": {
+        "title": "Diese Seite ist gesperrt", "login_title": "Bitte zuerst anmelden",
+        "blocked": "Die folgende Adresse ist an diesem Terminal nicht erlaubt.",
+        "login": "An diesem Terminal ist niemand angemeldet. Melden Sie sich im Portal an, um das Internet zu nutzen.",
+        "address": "Adresse", "reason": "Grund", "open_portal": "Portal öffnen",
+        "ask": "Wenn Sie diese Seite für Ausbildung oder Wiedereingliederung brauchen, beantragen Sie sie im Portal.",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPage:
+    url: str
+    reason: str
+    portal_url: str
+    language: str = "en"
+    needs_login: bool = False
+
+    def render(self) -> bytes:
+        lang = self.language if self.language in TEXT else "en"
+        template = _env.get_template("blocked.html")
+        return template.render(page=self, lang=lang, t=TEXT[lang]).encode("utf-8")
+
+
+HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Gatehouse-Blocked": "1",
+}

@@ -1,0 +1,232 @@
+"""The fast front: takes every client connection, decides the CONNECT, splices or hands off.
+
+Per connection: read one head (h11), resolve identity, decide with `policies`, write the audit record, then
+refuse, splice a passthrough tunnel, or hand the connection to the inspector with a signed header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
+from gatehouse.bus import ControlEvent, SessionEnded
+from gateway.blockpage import HEADERS, BlockPage
+from gateway.handoff import HEADER, Handoff, sign
+from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
+from gateway.identity import Identity, IdentityResolver
+from gateway.splice import Meter, splice
+from policies.decision import Decision, Mode, ReasonCode, Verdict, decide_connect, deny
+from policies.hosts import HostError, split_authority
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+ALLOWED_PORTS = {"CONNECT": 443, "http": 80}
+HOP_HEADERS = frozenset({b"proxy-authorization", b"proxy-connection", HEADER.encode()})
+
+
+@dataclass(slots=True, eq=False)
+class Client:
+    address: str
+    writer: asyncio.StreamWriter
+    task: asyncio.Task[None] | None
+
+
+class Front:
+    def __init__(self, *, identity: IdentityResolver, policy: Callable[[], Snapshot], audit: AuditSink, key: bytes,
+                 inspector: Callable[[], tuple[str, int] | None], portal_url: str,
+                 resolve: Mapping[str, tuple[str, int]]) -> None:
+        self._identity = identity
+        self._policy = policy
+        self._audit = audit
+        self._key = key
+        self._inspector = inspector
+        self._portal_url = portal_url
+        self._resolve = dict(resolve)
+        self._clients: dict[str, set[Client]] = {}
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True, backlog=1024)
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                client.writer.close()
+                if client.task:
+                    client.task.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def on_event(self, event: ControlEvent) -> None:
+        """Cut every open connection of a terminal whose session ended (logout must take effect at once)."""
+        if isinstance(event, SessionEnded):
+            self._identity.forget(event.terminal_address)
+            for client in list(self._clients.get(event.terminal_address, ())):
+                client.writer.close()
+                if client.task:
+                    client.task.cancel()
+
+    def open_connections(self, address: str) -> int:
+        return len(self._clients.get(address, ()))
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        address = _plain_address(str(peer[0])) if peer else ""
+        client = Client(address, writer, asyncio.current_task())  # type: ignore[arg-type]
+        self._clients.setdefault(address, set()).add(client)
+        try:
+            await self._serve(address, reader, writer)
+        except (ConnectionError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("front: connection from %s failed", address)
+        finally:
+            self._clients.get(address, set()).discard(client)
+            if not self._clients.get(address):
+                self._clients.pop(address, None)
+            writer.close()
+
+    async def _serve(self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await read_head(reader)
+        except BadRequest as exc:
+            writer.write(response_bytes(exc.status, f"gateway: {exc}\n".encode(), _TEXT))
+            return
+        if head is None:
+            return
+        try:
+            identity = await self._identity.resolve(address)
+        except Exception as exc:  # identity store broke: refuse and record (fail closed)
+            log.exception("front: identity lookup failed for %s", address)
+            await self._refuse(writer, head, Identity(address), deny(ReasonCode.GATEWAY_ERROR,
+                                                                    f"identity lookup failed: {exc.__class__.__name__}"))
+            return
+        if head.method == "CONNECT":
+            await self._connect(identity, head, reader, writer)
+        elif head.target.lower().startswith("http://"):
+            await self._plain(identity, head, reader, writer)
+        else:
+            writer.write(response_bytes(400, b"gateway: this is a proxy; send absolute-form requests or CONNECT\n",
+                                        _TEXT))
+
+    async def _connect(self, identity: Identity, head: Head, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        try:
+            host, port = split_authority(head.target, 443)
+        except HostError as exc:
+            await self._refuse(writer, head, identity, deny(ReasonCode.BAD_HOST, str(exc)))
+            return
+        if not identity.known_terminal:
+            await self._refuse(writer, head, identity, deny(
+                ReasonCode.UNKNOWN_TERMINAL, f"{identity.address} is not a registered terminal"), host=host)
+            return
+        if identity.session is None:
+            decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
+        elif port != ALLOWED_PORTS["CONNECT"]:
+            decision = deny(ReasonCode.NO_MATCH, f"port {port} is not allowed")
+        else:
+            decision = decide_connect(host, identity.session.subject, self._policy())
+        tag = Tag.GATEWAY_CONNECT_ALLOWED if decision.allowed else Tag.GATEWAY_CONNECT_DENIED
+        if not await self._record(writer, head, identity, tag, decision, host):
+            return
+        started = time.monotonic()
+        meter = Meter()
+        if decision.allowed and decision.mode is Mode.PASSTHROUGH:
+            await self._passthrough(host, port, head, reader, writer, meter)
+        else:
+            await self._handoff(identity, head, decision, reader, writer, meter, host=host, port=port)
+        await self._closed(head, identity, host, meter, started)
+
+    async def _plain(self, identity: Identity, head: Head, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        if not identity.known_terminal:
+            await self._refuse(writer, head, identity, deny(
+                ReasonCode.UNKNOWN_TERMINAL, f"{identity.address} is not a registered terminal"))
+            return
+        if identity.session is None:
+            decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
+        else:
+            decision = Decision(Verdict.ALLOW, ())  # each request is decided by the inspector
+        await self._handoff(identity, head, decision, reader, writer, Meter())
+
+    async def _handoff(self, identity: Identity, head: Head, decision: Decision, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter, meter: Meter, *, host: str = "", port: int = 0) -> None:
+        target = self._inspector()
+        if target is None:
+            writer.write(response_bytes(503, b"gateway: the inspector is not running\n", _TEXT))
+            return
+        session = identity.session
+        token = sign(self._key, Handoff(
+            client=identity.address, terminal=identity.terminal, terminal_kind=identity.terminal_kind,
+            inmate=session.inmate_number if session else "", groups=tuple(sorted(session.subject.groups)) if session else (),
+            session=session.token if session else "", language=session.language if session else "en",
+            host=host, port=port, verdict=decision.verdict.value,
+            code=decision.reasons[0].code.value if decision.reasons else "", why=decision.explanation))
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        up_writer.write(head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest)
+        await splice(reader, writer, up_reader, up_writer, meter)
+
+    async def _passthrough(self, host: str, port: int, head: Head, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter, meter: Meter) -> None:
+        target = self._resolve.get(host, (host, port))
+        try:
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
+        except (OSError, asyncio.TimeoutError) as exc:
+            writer.write(response_bytes(502, f"gateway: cannot reach {host}: {exc}\n".encode(), _TEXT))
+            return
+        writer.write(CONNECT_OK)
+        if head.rest:
+            up_writer.write(head.rest)
+            meter.up += len(head.rest)
+        await splice(reader, writer, up_reader, up_writer, meter)
+
+    async def _record(self, writer: asyncio.StreamWriter, head: Head, identity: Identity, tag: Tag,
+                      decision: Decision, host: str) -> bool:
+        """Make the decision durable before acting on it; refuse the connection if the log cannot take it."""
+        try:
+            await self._audit.write(self._event(head, identity, tag, decision.verdict.value,
+                                                decision.explanation, host))
+        except AuditUnavailable as exc:
+            log.error("front: refusing %s: %s", head.target, exc)
+            writer.write(response_bytes(503, b"gateway: the audit log is unavailable; access is paused\n", _TEXT))
+            return False
+        return True
+
+    async def _refuse(self, writer: asyncio.StreamWriter, head: Head, identity: Identity, decision: Decision,
+                      host: str = "") -> None:
+        tag = Tag.GATEWAY_CONNECT_DENIED if head.method == "CONNECT" else Tag.GATEWAY_REQUEST_DENIED
+        if await self._record(writer, head, identity, tag, decision, host):
+            page = BlockPage(head.target, decision.explanation, self._portal_url, "en")
+            writer.write(response_bytes(403, page.render(), HEADERS))
+        await writer.drain()
+
+    async def _closed(self, head: Head, identity: Identity, host: str, meter: Meter, started: float) -> None:
+        event = replace(self._event(head, identity, Tag.GATEWAY_TUNNEL_CLOSED, "", "", host), bytes_up=meter.up,
+                        bytes_down=meter.down, duration_ms=int((time.monotonic() - started) * 1000))
+        try:
+            await self._audit.write(event)
+        except AuditUnavailable:
+            log.error("front: closing record lost for %s", head.target)
+
+    @staticmethod
+    def _event(head: Head, identity: Identity, tag: Tag, decision: str, reason: str, host: str) -> AuditEvent:
+        session = identity.session
+        return AuditEvent(tag, "gateway", actor=session.inmate_number if session else "", terminal=identity.terminal,
+                          client_addr=identity.address, method=head.method, host=host,
+                          path="" if head.method == "CONNECT" else head.target, decision=decision, reason=reason)
+
+
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _plain_address(address: str) -> str:
+    return address[7:] if address.startswith("::ffff:") else address

@@ -1,0 +1,79 @@
+"""Reading one request head and writing short responses, with h11 doing all parsing and framing."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from dataclasses import dataclass
+
+import h11
+
+MAX_HEAD = 16 * 1024
+HEAD_TIMEOUT_S = 30.0
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    method: str
+    target: str
+    headers: list[tuple[bytes, bytes]]
+    http_version: bytes
+    rest: bytes
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+    def serialize(self, extra: list[tuple[bytes, bytes]], drop: frozenset[bytes] = frozenset()) -> bytes:
+        """The head again (h11 checked it), with headers in `drop` removed and `extra` added."""
+        conn = h11.Connection(h11.CLIENT)
+        headers = [(k, v) for k, v in self.headers if k.lower() not in drop] + extra
+        return conn.send(h11.Request(method=self.method, target=self.target, headers=headers,
+                                     http_version=self.http_version.decode()))
+
+
+async def read_head(reader: asyncio.StreamReader) -> Head | None:
+    """The first request head on a connection; None when the client closed before sending one."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    async with asyncio.timeout(HEAD_TIMEOUT_S):
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise BadRequest(exc.error_status_hint, f"malformed request: {exc}") from None
+            if isinstance(event, h11.Request):
+                rest, _ = conn.trailing_data
+                return Head(event.method.decode("ascii"), event.target.decode("ascii", "replace"),
+                            list(event.headers.raw_items()), event.http_version, bytes(rest))
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                if not data:
+                    if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                        return None
+                    raise BadRequest(400, "connection closed in the middle of the request head")
+                conn.receive_data(data)
+            else:
+                raise BadRequest(400, f"unexpected {type(event).__name__}")
+
+
+def response_bytes(status: int, body: bytes, headers: dict[str, str] | None = None,
+                   reason: bytes = b"") -> bytes:
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    conn.next_event()
+    head = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    head += [(b"Content-Length", str(len(body)).encode()), (b"Connection", b"close")]
+    phrase = reason or HTTPStatus(status).phrase.encode()
+    out = conn.send(h11.Response(status_code=status, headers=head, reason=phrase))
+    return out + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+
+
+CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"

@@ -1,0 +1,61 @@
+"""Who is behind a client address: terminal, then open session, then inmate. Cached briefly, dropped on events.
+
+A lookup failure (database down) is an error the caller turns into a denial: identity fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatehouse.bus import ControlEvent, SessionEnded
+from gatehouse.db.engine import utcnow
+from gatehouse.sessions import ActiveSession, SessionPolicy, resolve
+
+CACHE_S = 1.0
+TOUCH_EVERY_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    address: str
+    terminal: str = ""
+    terminal_kind: str = ""
+    session: ActiveSession | None = None
+
+    @property
+    def known_terminal(self) -> bool:
+        return bool(self.terminal)
+
+
+class IdentityResolver:
+    def __init__(self, factory: sessionmaker[Session], policy: SessionPolicy) -> None:
+        self._factory = factory
+        self._policy = policy
+        self._cache: dict[str, tuple[float, Identity]] = {}
+        self._touched: dict[str, float] = {}
+
+    async def resolve(self, address: str) -> Identity:
+        now = time.monotonic()
+        hit = self._cache.get(address)
+        if hit and now - hit[0] < CACHE_S:
+            return hit[1]
+        touch = now - self._touched.get(address, 0.0) > TOUCH_EVERY_S
+        terminal, active = await asyncio.to_thread(resolve, self._factory, self._policy, address, utcnow(),
+                                                   touch=touch)
+        if touch and active:
+            self._touched[address] = now
+        identity = Identity(address, terminal.name if terminal else "", terminal.kind if terminal else "", active)
+        self._cache[address] = (now, identity)
+        return identity
+
+    def forget(self, address: str) -> None:
+        self._cache.pop(address, None)
+        self._touched.pop(address, None)
+
+    async def on_event(self, event: ControlEvent) -> None:
+        if isinstance(event, SessionEnded):
+            self.forget(event.terminal_address)

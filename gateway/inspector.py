@@ -1,0 +1,87 @@
+"""The embedded mitmproxy master: TLS interception with the facility CA and a decision on every request.
+
+Only the addons Gatehouse needs are loaded (core, proxy server, next layer, TLS config and ours); the stock
+`errorcheck` addon is left out because it calls sys.exit on start-up errors, which we report ourselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mitmproxy import options
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+
+from gatehouse.audit import AuditSink
+from gatehouse.ca import ca_key_file
+from gateway.addons.decide import RequestDecider
+from gateway.addons.handoff import HandoffBinder
+from gateway.addons.resolve import ResolveOverride
+from gateway.identity import IdentityResolver
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class InspectorError(Exception):
+    pass
+
+
+class Inspector:
+    def __init__(self, *, ca_dir: Path, key: bytes, policy: Callable[[], Snapshot], identity: IdentityResolver,
+                 audit: AuditSink, portal_url: str, resolve: Mapping[str, tuple[str, int]],
+                 upstream_ca_file: str = "") -> None:
+        if not ca_key_file(ca_dir).exists():
+            raise InspectorError(f"facility CA missing: {ca_key_file(ca_dir)}; run `gatehouse init`")
+        self._ca_dir = ca_dir
+        self._upstream_ca_file = upstream_ca_file
+        self._addons = [
+            HandoffBinder(key),
+            ResolveOverride(resolve),
+            RequestDecider(policy=policy, identity=identity, audit=audit, portal_url=portal_url),
+        ]
+        self._master: Master | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.address: tuple[str, int] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        opts = options.Options()
+        master = Master(opts, event_loop=asyncio.get_running_loop())
+        master.addons.add(core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
+                          *self._addons)
+        updates: dict[str, object] = dict(
+            confdir=str(self._ca_dir), listen_host="127.0.0.1", listen_port=0, mode=["regular"],
+            connection_strategy="lazy", rawtcp=False, websocket=False, stream_large_bodies="1m",
+            http3=False, server_replay_kill_extra=False,
+        )
+        updates = {k: v for k, v in updates.items() if k in opts}
+        if self._upstream_ca_file:
+            updates["ssl_verify_upstream_trusted_ca"] = self._upstream_ca_file
+        opts.update(**updates)
+        self._master = master
+        self._task = asyncio.create_task(master.run(), name="inspector")
+        for _ in range(200):
+            ps = master.addons.get("proxyserver")
+            addrs = ps.listen_addrs() if ps else []
+            if addrs:
+                host, port = addrs[0][:2]
+                self.address = (str(host), int(port))
+                return self.address
+            if self._task.done():
+                break
+            await asyncio.sleep(0.02)
+        await self.stop()
+        raise InspectorError("the inspector did not start listening")
+
+    async def stop(self) -> None:
+        if self._master is not None:
+            self._master.shutdown()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                log.warning("inspector: shutdown timed out")
+        self._master, self._task = None, None

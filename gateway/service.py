@@ -1,0 +1,80 @@
+"""The gateway as one service: the front, the inspector, and the policy kept current."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gatehouse.bus import ControlEvent, PolicyChanged
+from gatehouse.errors import GatehouseError
+from gatehouse.kernel import Kernel, read_secret
+from gatehouse.policy_store import policy_files
+from gateway.front import Front
+from gateway.identity import IdentityResolver
+from gateway.inspector import Inspector
+
+log = logging.getLogger(__name__)
+POLICY_POLL_S = 2.0
+
+
+class Gateway:
+    def __init__(self, kernel: Kernel) -> None:
+        if kernel.audit is None:
+            raise GatehouseError("the kernel must be started before the gateway")
+        settings = kernel.settings
+        self._kernel = kernel
+        key = read_secret(settings)
+        resolve = {r.host: (r.address, r.port) for r in settings["proxy.resolve"]}
+        self.identity = IdentityResolver(kernel.factory, kernel.session_policy)
+        self.inspector = Inspector(
+            ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
+            portal_url=settings.portal_url, resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])
+        self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
+                           inspector=lambda: self.inspector.address, portal_url=settings.portal_url, resolve=resolve)
+        self._watch: asyncio.Task[None] | None = None
+        self._stamp: tuple[tuple[str, float], ...] = ()
+
+    def _snapshot(self):  # type: ignore[no-untyped-def]
+        return self._kernel.policies.snapshot
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        if not await asyncio.to_thread(self._kernel.policies.load):
+            errors = "\n".join(str(e) for e in self._kernel.policies.errors)
+            raise GatehouseError(f"policy has errors; the gateway does not start:\n{errors}")
+        self._stamp = self._files_stamp()
+        self._kernel.bus.subscribe(self.front.on_event)
+        self._kernel.bus.subscribe(self._on_event)
+        await self.inspector.start()
+        address = await self.front.start(host, port)
+        self._watch = asyncio.create_task(self._watch_policy(), name="policy-watch")
+        return address
+
+    async def stop(self) -> None:
+        if self._watch:
+            self._watch.cancel()
+        await self.front.stop()
+        await self.inspector.stop()
+
+    async def _on_event(self, event: ControlEvent) -> None:
+        if isinstance(event, PolicyChanged):
+            await asyncio.to_thread(self._kernel.policies.load)
+        else:
+            await self.identity.on_event(event)
+
+    def _files_stamp(self) -> tuple[tuple[str, float], ...]:
+        stamp = []
+        for path in policy_files(self._kernel.policies.folder):
+            try:
+                stamp.append((str(path), path.stat().st_mtime))
+            except OSError:
+                continue
+        return tuple(stamp)
+
+    async def _watch_policy(self) -> None:
+        """Reload when a policy file changes; a broken file is reported and the snapshot in force stays."""
+        while True:
+            await asyncio.sleep(POLICY_POLL_S)
+            stamp = self._files_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                await asyncio.to_thread(self._kernel.policies.load)

@@ -1,0 +1,94 @@
+"""Headers, CSRF and the audit record of every request, as middlewares applied to all routes."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
+from portal.keys import KERNEL
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CSRF_COOKIE = "gh_csrf"
+CSRF_FIELD = "csrf_token"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token for forms on this page; the same value lives in a cookie (double submit, SameSite=Strict)."""
+    token = request.get("csrf_token") or request.cookies.get(CSRF_COOKIE)
+    if not token or len(token) < 20:
+        token = secrets.token_urlsafe(24)
+    request["csrf_token"] = token
+    return str(token)
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        form = await request.post()
+        sent = str(form.get(CSRF_FIELD, ""))
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+            raise web.HTTPForbidden(text="The form expired or did not come from this portal. "
+                                         "Go back, reload the page and try again.")
+    response = await handler(request)
+    if "csrf_token" in request:
+        response.set_cookie(CSRF_COOKIE, request["csrf_token"], httponly=True, samesite="Strict", path="/")
+    return response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if isinstance(response, web.HTTPException) and response.status >= 400:
+        raise response
+    return response
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if not request.path.startswith("/static/"):
+            await _record(request, status)
+
+
+async def _record(request: web.Request, status: int) -> None:
+    kernel = request.app[KERNEL]
+    if kernel.audit is None:
+        return
+    event = AuditEvent(Tag.PORTAL_REQUEST, "portal", actor=request.get("actor", ""),
+                       client_addr=request.remote or "", method=request.method, host=request.host,
+                       path=request.path, status=status, terminal=request.get("terminal", ""))
+    try:
+        await kernel.audit.write(event)
+    except AuditUnavailable as exc:
+        log.error("portal: request record lost (%s %s): %s", request.method, request.path, exc)
