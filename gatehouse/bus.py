@@ -20,11 +20,19 @@ class SessionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionStarted:
+    """A terminal was bound to an inmate: cached identity for that address is stale."""
+
+    terminal_address: str
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyChanged:
     source: str
 
 
-ControlEvent = SessionEnded | PolicyChanged
+ControlEvent = SessionStarted | SessionEnded | PolicyChanged
 Handler = Callable[[ControlEvent], Awaitable[None]]
 
 

@@ -24,24 +24,38 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Resolve:
-    """A `HOST=ADDR:PORT` mapping, like curl's --resolve."""
+    """`HOST=ADDR:PORT` sends HOST to ADDR:PORT, like curl's --resolve; `HOST:443=ADDR:PORT` only for port 443."""
 
     host: str
     address: str
     port: int
+    only_port: int | None = None
 
     @classmethod
     def parse(cls, spec: str) -> Resolve:
-        host, sep, target = spec.partition("=")
+        name, sep, target = spec.partition("=")
         addr, colon, port = target.rpartition(":")
-        if not sep or not colon or not host or not addr or not port.isdigit():
-            raise ValueError(f"expected HOST=ADDR:PORT, got {spec!r}")
-        if not 0 < int(port) < 65536:
+        host, _, only = name.partition(":")
+        if not sep or not colon or not host or not addr or not port.isdigit() or (only and not only.isdigit()):
+            raise ValueError(f"expected HOST=ADDR:PORT or HOST:PORT=ADDR:PORT, got {spec!r}")
+        if not 0 < int(port) < 65536 or (only and not 0 < int(only) < 65536):
             raise ValueError(f"port out of range in {spec!r}")
-        return cls(host.strip().lower().rstrip("."), addr.strip("[]"), int(port))
+        return cls(host.strip().lower().rstrip("."), addr.strip("[]"), int(port), int(only) if only else None)
 
     def __str__(self) -> str:
-        return f"{self.host}={self.address}:{self.port}"
+        name = f"{self.host}:{self.only_port}" if self.only_port else self.host
+        return f"{name}={self.address}:{self.port}"
+
+
+ResolveTable = dict[tuple[str, int | None], tuple[str, int]]
+
+
+def resolve_table(entries: tuple[Resolve, ...]) -> ResolveTable:
+    return {(r.host, r.only_port): (r.address, r.port) for r in entries}
+
+
+def lookup(table: ResolveTable, host: str, port: int) -> tuple[str, int] | None:
+    return table.get((host, port)) or table.get((host, None))
 
 
 def _port(value: Any) -> int:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
-from gatehouse.bus import ControlEvent, SessionEnded
+from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
+from gatehouse.settings import ResolveTable, lookup
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
@@ -38,14 +39,14 @@ class Client:
 class Front:
     def __init__(self, *, identity: IdentityResolver, policy: Callable[[], Snapshot], audit: AuditSink, key: bytes,
                  inspector: Callable[[], tuple[str, int] | None], portal_url: str,
-                 resolve: Mapping[str, tuple[str, int]]) -> None:
+                 resolve: ResolveTable) -> None:
         self._identity = identity
         self._policy = policy
         self._audit = audit
         self._key = key
         self._inspector = inspector
         self._portal_url = portal_url
-        self._resolve = dict(resolve)
+        self._resolve = resolve
         self._clients: dict[str, set[Client]] = {}
         self._server: asyncio.Server | None = None
 
@@ -68,8 +69,9 @@ class Front:
 
     async def on_event(self, event: ControlEvent) -> None:
         """Cut every open connection of a terminal whose session ended (logout must take effect at once)."""
-        if isinstance(event, SessionEnded):
+        if isinstance(event, SessionStarted | SessionEnded):
             self._identity.forget(event.terminal_address)
+        if isinstance(event, SessionEnded):
             for client in list(self._clients.get(event.terminal_address, ())):
                 client.writer.close()
                 if client.task:
@@ -165,19 +167,21 @@ class Front:
             writer.write(response_bytes(503, b"gateway: the inspector is not running\n", _TEXT))
             return
         session = identity.session
+        first = decision.reasons[0] if decision.reasons else None
         token = sign(self._key, Handoff(
             client=identity.address, terminal=identity.terminal, terminal_kind=identity.terminal_kind,
             inmate=session.inmate_number if session else "", groups=tuple(sorted(session.subject.groups)) if session else (),
             session=session.token if session else "", language=session.language if session else "en",
             host=host, port=port, verdict=decision.verdict.value,
-            code=decision.reasons[0].code.value if decision.reasons else "", why=decision.explanation))
+            code=first.code.value if first else "", rule=first.rule_id if first else "",
+            why=first.detail if first else ""))
         up_reader, up_writer = await asyncio.open_connection(*target)
         up_writer.write(head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest)
         await splice(reader, writer, up_reader, up_writer, meter)
 
     async def _passthrough(self, host: str, port: int, head: Head, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter, meter: Meter) -> None:
-        target = self._resolve.get(host, (host, port))
+        target = lookup(self._resolve, host, port) or (host, port)
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
         except (OSError, asyncio.TimeoutError) as exc:

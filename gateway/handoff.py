@@ -34,6 +34,7 @@ class Handoff:
     port: int = 0
     verdict: str = "deny"
     code: str = ""
+    rule: str = ""
     why: str = ""
     issued: float = field(default_factory=time.time)
 

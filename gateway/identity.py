@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatehouse.bus import ControlEvent, SessionEnded
 from gatehouse.db.engine import utcnow
 from gatehouse.sessions import ActiveSession, SessionPolicy, resolve
 
@@ -55,7 +54,3 @@ class IdentityResolver:
     def forget(self, address: str) -> None:
         self._cache.pop(address, None)
         self._touched.pop(address, None)
-
-    async def on_event(self, event: ControlEvent) -> None:
-        if isinstance(event, SessionEnded):
-            self.forget(event.terminal_address)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import options
@@ -17,6 +17,7 @@ from mitmproxy.master import Master
 
 from gatehouse.audit import AuditSink
 from gatehouse.ca import ca_key_file
+from gatehouse.settings import ResolveTable
 from gateway.addons.decide import RequestDecider
 from gateway.addons.handoff import HandoffBinder
 from gateway.addons.resolve import ResolveOverride
@@ -32,7 +33,7 @@ class InspectorError(Exception):
 
 class Inspector:
     def __init__(self, *, ca_dir: Path, key: bytes, policy: Callable[[], Snapshot], identity: IdentityResolver,
-                 audit: AuditSink, portal_url: str, resolve: Mapping[str, tuple[str, int]],
+                 audit: AuditSink, portal_url: str, resolve: ResolveTable,
                  upstream_ca_file: str = "") -> None:
         if not ca_key_file(ca_dir).exists():
             raise InspectorError(f"facility CA missing: {ca_key_file(ca_dir)}; run `gatehouse init`")

@@ -9,6 +9,7 @@ from gatehouse.bus import ControlEvent, PolicyChanged
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
 from gatehouse.policy_store import policy_files
+from gatehouse.settings import resolve_table
 from gateway.front import Front
 from gateway.identity import IdentityResolver
 from gateway.inspector import Inspector
@@ -24,7 +25,7 @@ class Gateway:
         settings = kernel.settings
         self._kernel = kernel
         key = read_secret(settings)
-        resolve = {r.host: (r.address, r.port) for r in settings["proxy.resolve"]}
+        resolve = resolve_table(settings["proxy.resolve"])
         self.identity = IdentityResolver(kernel.factory, kernel.session_policy)
         self.inspector = Inspector(
             ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
@@ -58,8 +59,6 @@ class Gateway:
     async def _on_event(self, event: ControlEvent) -> None:
         if isinstance(event, PolicyChanged):
             await asyncio.to_thread(self._kernel.policies.load)
-        else:
-            await self.identity.on_event(event)
 
     def _files_stamp(self) -> tuple[tuple[str, float], ...]:
         stamp = []

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for noisy in ("mitmproxy", "alembic", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    args.data_dir_given = bool(getattr(args, "data_dir", None) or os.environ.get("GATEHOUSE_DATA_DIR"))
     args.data_dir = data_dir(args)
     try:
         result: int = args.handler(args)

@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gatehouse.cli.demo import run_demo
+    from gatehouse.demo.run import run_demo
 
     return run_demo(args)
 

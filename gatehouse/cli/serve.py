@@ -65,7 +65,7 @@ async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None
         print("stopping...", flush=True)
 
 
-def _event_loop_policy() -> None:
+def use_uvloop() -> None:
     try:
         import uvloop
     except ImportError:
@@ -74,7 +74,7 @@ def _event_loop_policy() -> None:
 
 
 def serve(settings: Settings) -> int:
-    _event_loop_policy()
+    use_uvloop()
     try:
         asyncio.run(_main(settings))
     except OSError as exc:

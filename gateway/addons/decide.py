@@ -34,7 +34,7 @@ class RequestDecider:
 
     async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> Decision:
         if handoff.verdict != "allow":
-            return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why)
+            return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule)
         identity = await self._identity.resolve(handoff.client)
         if identity.session is None or identity.session.token != handoff.session:
             return deny(ReasonCode.NO_SESSION, "the session of this terminal has ended")
@@ -76,7 +76,7 @@ class RequestDecider:
             return
         if not decision.allowed:
             flow.metadata["gatehouse.denied"] = True
-            page = BlockPage(flow.request.pretty_url, decision.explanation, self._portal_url, handoff.language,
+            page = BlockPage(flow.request.pretty_url, _shown(decision), self._portal_url, handoff.language,
                              needs_login=decision.reasons[0].code in (ReasonCode.NO_SESSION,))
             flow.response = http.Response.make(403, page.render(), HEADERS)
 
@@ -109,3 +109,9 @@ class RequestDecider:
             await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_ERROR, "error", flow.error.msg, 502))
         except AuditUnavailable:
             log.error("inspector: error record lost for %s", flow.request.pretty_url)
+
+
+def _shown(decision: Decision) -> str:
+    """The reason as a person reads it: what happened and which rule, without internal codes."""
+    reason = decision.reasons[0]
+    return f"{reason.detail} (rule {reason.rule_id})" if reason.rule_id else reason.detail

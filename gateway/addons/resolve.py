@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from mitmproxy.proxy import server_hooks
+
+from gatehouse.settings import ResolveTable, lookup
 
 
 class ResolveOverride:
-    def __init__(self, table: Mapping[str, tuple[str, int]]) -> None:
-        self._table = dict(table)
+    def __init__(self, table: ResolveTable) -> None:
+        self._table = table
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         if data.server.address is None:
             return
         host = str(data.server.address[0]).lower().rstrip(".")
-        if (target := self._table.get(host)) is not None:
+        if (target := lookup(self._table, host, int(data.server.address[1]))) is not None:
             # TLS keeps the name: SNI and certificate checks still use the host, not the address.
             if data.server.sni is None:
                 data.server.sni = host

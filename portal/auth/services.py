@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gatehouse.audit import AuditEvent, Tag
-from gatehouse.bus import SessionEnded
+from gatehouse.bus import SessionEnded, SessionStarted
 from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
 from gatehouse.sessions import ActiveSession, EndReason, LoginRefused, end_session, login, resolve
@@ -27,6 +27,7 @@ async def log_in(kernel: Kernel, address: str, number: str, pin: str) -> ActiveS
         raise
     for old in replaced:
         await kernel.bus.publish(SessionEnded(old.terminal_address, old.token, EndReason.REPLACED))
+    await kernel.bus.publish(SessionStarted(active.terminal_address, active.token))
     await _record(kernel, AuditEvent(Tag.PORTAL_LOGIN_SUCCESS, "portal", actor=active.inmate_number,
                                      terminal=active.terminal_name, client_addr=address))
     return active

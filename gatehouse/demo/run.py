@@ -1,0 +1,145 @@
+"""`gatehouse demo`: a throw-away facility with terminals, inmates, rules and a content site, all on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gatehouse.ca import ca_cert_file
+from gatehouse.cli.ops import apply_run_options, initialise
+from gatehouse.demo.content import SITES, content_app, issue_origin_ca
+from gatehouse.facility import ensure_facility
+from gatehouse.inmates import add_inmate
+from gatehouse.kernel import Kernel
+from gatehouse.settings import Settings
+from gatehouse.terminals import add_terminal
+
+INMATES = [
+    ("A1001", "Jan Peeters", "nl", ["learners"], "1234"),
+    ("A1002", "Marie Dubois", "fr", ["learners", "jobs"], "2345"),
+    ("A1003", "Lukas Schmidt", "de", [], "3456"),
+]
+TERMINALS = [("cell-a1", "127.0.0.1", "cell", "A"), ("classroom-1", "127.0.0.2", "classroom", "school")]
+POLICY = """\
+rules:
+  - id: demo-learning
+    description: course platform
+    allow: [learn.demo.test]
+  - id: demo-reentry
+    description: job and housing resources
+    allow: [jobs.demo.test, housing.demo.test]
+  - id: demo-no-mail
+    description: no contact with the outside by mail
+    deny: [mail.demo.test]
+"""
+
+
+def spki_hash(cert_file: Path) -> str:
+    """The value for Chromium's --ignore-certificate-errors-spki-list (leaf certificates share the CA key)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def populate(settings: Settings) -> None:
+    kernel = Kernel.open(settings)
+    try:
+        with kernel.factory.begin() as session:
+            facility = ensure_facility(session, settings)
+            for name, address, kind, unit in TERMINALS:
+                add_terminal(session, facility, name=name, address=address, kind=kind, unit=unit)
+            for number, name, language, groups, pin in INMATES:
+                add_inmate(session, facility, number=number, name=name, language=language, groups=groups, pin=pin)
+    finally:
+        kernel.engine.dispose()
+    (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
+    (settings.policy_dir / "demo.yaml").write_text(POLICY, encoding="utf-8")
+
+
+async def _demo(data_dir: Path, args: argparse.Namespace) -> None:
+    from gatehouse.cli.serve import running
+
+    origin_ca, tls = issue_origin_ca(data_dir / "demo-origin")
+    content = web.AppRunner(content_app(), access_log=None)
+    await content.setup()
+    sites = [web.TCPSite(content, "127.0.0.1", 0), web.TCPSite(content, "127.0.0.1", 0, ssl_context=tls)]
+    for site in sites:
+        await site.start()
+    plain_port, tls_port = (site._server.sockets[0].getsockname()[1] for site in sites)  # type: ignore[union-attr]
+    settings = initialise(data_dir, {"facility.name": "Demo Facility"}, quiet=True)
+    populate(settings)
+    settings = apply_run_options(settings, args)
+    resolve = [f"{host}:80=127.0.0.1:{plain_port}" for host in SITES]
+    resolve += [f"{host}:443=127.0.0.1:{tls_port}" for host in SITES]
+    settings = settings.replace(proxy__resolve=resolve, proxy__upstream_ca_file=str(origin_ca))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running(settings) as up:
+            _print_welcome(settings, up.portal, up.proxy)
+            await stop.wait()
+            print("stopping the demo...", flush=True)
+    finally:
+        await content.cleanup()
+
+
+def _print_welcome(settings: Settings, portal: tuple[str, int], proxy: tuple[str, int]) -> None:
+    portal_url = f"http://{portal[0]}:{portal[1]}/"
+    lines = [
+        "",
+        "Gatehouse demo is running. Press Ctrl+C to stop.",
+        f"  data dir:  {settings.data_dir} (thrown away on exit)",
+        f"  portal:    {portal_url}",
+        f"  gateway:   {proxy[0]}:{proxy[1]} (the terminals' proxy)",
+        "",
+        "Terminals: cell-a1 = 127.0.0.1 (cell), classroom-1 = 127.0.0.2 (classroom).",
+        "Inmates (number / PIN / language):",
+        *[f"  {n} / {pin} / {lang}  {name}" for n, name, lang, _, pin in INMATES],
+        "",
+        "Try it in a browser (its traffic comes from 127.0.0.1, the cell terminal):",
+        f"  chromium --user-data-dir=$(mktemp -d) --proxy-server={proxy[0]}:{proxy[1]} \\",
+        f"    --ignore-certificate-errors-spki-list={spki_hash(ca_cert_file(settings.ca_dir))} {portal_url}",
+        "Log in, then open http://learn.demo.test/ or https://jobs.demo.test/ (allowed),",
+        "https://mail.demo.test/ (denied by a rule) or http://games.demo.test/ (no rule: blocked).",
+        f"Or with curl: curl -x {proxy[0]}:{proxy[1]} http://learn.demo.test/",
+        f"The facility CA for terminals: {portal_url}ca.pem",
+        "Audit log: gatehouse audit export --data-dir <data dir above> (while the demo runs)",
+        "",
+        "Staff accounts and screens come with the portal's staff area; this demo shows the inmate side.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from gatehouse.cli.serve import use_uvloop
+
+    given = getattr(args, "data_dir_given", False)
+    data_dir = Path(args.data_dir) if given else Path(tempfile.mkdtemp(prefix="gatehouse-demo-"))
+    if given and (data_dir / "gatehouse.db").exists():
+        print(f"gatehouse: {data_dir} already holds a database; the demo needs a new folder", file=sys.stderr)
+        return 2
+    use_uvloop()
+    try:
+        asyncio.run(_demo(data_dir, args))
+    except OSError as exc:
+        print(f"gatehouse: cannot start the demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep and not given:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
