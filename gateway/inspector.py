@@ -79,6 +79,9 @@ class Inspector:
 
     async def stop(self) -> None:
         if self._master is not None:
+            # mitmproxy leaves its listening sockets to process exit; an embedded master closes them itself.
+            if (ps := self._master.addons.get("proxyserver")) is not None:
+                await ps.servers.update([])
             self._master.shutdown()
         if self._task is not None:
             try:

@@ -29,15 +29,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mete
         pass
 
 
+HALF_CLOSE_GRACE_S = 1.0
+
+
 async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                  up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, meter: Meter) -> None:
-    """Run until both directions end or one fails; cancelling it closes both sides."""
-    tasks = [asyncio.create_task(_pipe(client_reader, up_writer, meter, True)),
-             asyncio.create_task(_pipe(up_reader, client_writer, meter, False))]
+    """Run until the tunnel is over; cancelling it closes both sides.
+
+    When the server side ends, the tunnel ends. When the client ends first, the server gets a short grace
+    to finish its answer: many servers never close after a half-close, and an idle tunnel must not linger.
+    """
+    upstream = asyncio.create_task(_pipe(client_reader, up_writer, meter, True))
+    downstream = asyncio.create_task(_pipe(up_reader, client_writer, meter, False))
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        await asyncio.gather(*pending)
+        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
+        if not downstream.done():
+            await asyncio.wait([downstream], timeout=HALF_CLOSE_GRACE_S)
     finally:
+        tasks = [upstream, downstream]
         for task in tasks:
             task.cancel()
         up_writer.close()

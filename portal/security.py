@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
-from portal.keys import KERNEL
+from portal.keys import ACTOR, CSRF, KERNEL, TERMINAL
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,10 +31,10 @@ SECURITY_HEADERS = {
 
 def csrf_token(request: web.Request) -> str:
     """The token for forms on this page; the same value lives in a cookie (double submit, SameSite=Strict)."""
-    token = request.get("csrf_token") or request.cookies.get(CSRF_COOKIE)
+    token = request.get(CSRF) or request.cookies.get(CSRF_COOKIE)
     if not token or len(token) < 20:
         token = secrets.token_urlsafe(24)
-    request["csrf_token"] = token
+    request[CSRF] = token
     return str(token)
 
 
@@ -48,8 +48,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise web.HTTPForbidden(text="The form expired or did not come from this portal. "
                                          "Go back, reload the page and try again.")
     response = await handler(request)
-    if "csrf_token" in request:
-        response.set_cookie(CSRF_COOKIE, request["csrf_token"], httponly=True, samesite="Strict", path="/")
+    if CSRF in request:
+        response.set_cookie(CSRF_COOKIE, request[CSRF], httponly=True, samesite="Strict", path="/")
     return response
 
 
@@ -58,11 +58,11 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        for name, value in SECURITY_HEADERS.items():
+            exc.headers.setdefault(name, value)
+        raise
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if isinstance(response, web.HTTPException) and response.status >= 400:
-        raise response
     return response
 
 
@@ -85,9 +85,9 @@ async def _record(request: web.Request, status: int) -> None:
     kernel = request.app[KERNEL]
     if kernel.audit is None:
         return
-    event = AuditEvent(Tag.PORTAL_REQUEST, "portal", actor=request.get("actor", ""),
+    event = AuditEvent(Tag.PORTAL_REQUEST, "portal", actor=request.get(ACTOR, ""),
                        client_addr=request.remote or "", method=request.method, host=request.host,
-                       path=request.path, status=status, terminal=request.get("terminal", ""))
+                       path=request.path, status=status, terminal=request.get(TERMINAL, ""))
     try:
         await kernel.audit.write(event)
     except AuditUnavailable as exc:

@@ -33,7 +33,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     kernel = Kernel.open(settings)
     await kernel.start()
     runner: web.AppRunner | None = None
-    gateway = Gateway(kernel)
+    gateway: Gateway | None = None
     try:
         runner = web.AppRunner(create_app(kernel), access_log=None, shutdown_timeout=5)
         await runner.setup()
@@ -42,10 +42,14 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         server = site._server  # the bound port when 0 was asked for
         sockets = getattr(server, "sockets", None) or []
         portal = sockets[0].getsockname()[:2] if sockets else (settings["portal.host"], settings["portal.port"])
+        if not settings["portal.public_url"]:
+            kernel.settings = settings.replace(portal__public_url=f"http://{portal[0]}:{portal[1]}")
+        gateway = Gateway(kernel)
         proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
         yield Running(kernel, gateway, (str(portal[0]), int(portal[1])), proxy)
     finally:
-        await gateway.stop()
+        if gateway is not None:
+            await gateway.stop()
         if runner is not None:
             await runner.cleanup()
         await kernel.close()

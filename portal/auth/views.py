@@ -10,7 +10,7 @@ from aiohttp import web
 from gatehouse.sessions import LoginRefused
 from portal.auth import services
 from portal.auth.forms import LoginForm
-from portal.keys import KERNEL
+from portal.keys import ACTOR, KERNEL, TERMINAL
 from portal.security import csrf_token
 
 SESSION_COOKIE = "gh_session"
@@ -25,7 +25,7 @@ def _address(request: web.Request) -> str:
 async def _active(request: web.Request) -> services.ActiveSession | None:
     active = await services.current(request.app[KERNEL], _address(request), request.cookies.get(SESSION_COOKIE))
     if active is not None:
-        request["actor"], request["terminal"] = active.inmate_number, active.terminal_name
+        request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
     return active
 
 
@@ -56,7 +56,7 @@ async def login_submit(request: web.Request) -> web.Response:
     except LoginRefused as refused:
         form.pin = ""
         return _login_page(request, form, str(refused), status=403)
-    request["actor"], request["terminal"] = active.inmate_number, active.terminal_name
+    request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
     response = web.HTTPSeeOther("/home")
     response.set_cookie(SESSION_COOKIE, active.token, httponly=True, samesite="Strict", path="/")
     raise response

@@ -1,0 +1,150 @@
+"""Fixtures that stand up real things on loopback: origins with TLS, PostgreSQL databases, the platform."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from gatehouse.cli.ops import initialise
+from gatehouse.settings import Settings
+from tests.helpers import Platform, populate
+
+POSTGRES_ENV = "GATEHOUSE_TEST_POSTGRES_URL"
+REDIS_ENV = "GATEHOUSE_TEST_REDIS_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES") and not os.environ.get(POSTGRES_ENV):
+        raise pytest.UsageError(f"{POSTGRES_ENV} must be set when GATEHOUSE_TEST_REQUIRE_SERVICES is")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database for one test, dropped afterwards."""
+    import psycopg
+
+    base = make_url(postgres_server)
+    name = f"gatehouse_test_{secrets.token_hex(6)}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'storage.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@dataclass
+class Origin:
+    """A loopback web server on HTTP and HTTPS that records every request it receives."""
+
+    http_port: int = 0
+    https_port: int = 0
+    ca_file: Path = Path()
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def saw(self, method: str, host: str, path: str) -> bool:
+        return (method, host, path) in self.seen
+
+
+@pytest.fixture
+async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
+    result = Origin()
+
+    async def handler(request: web.Request) -> web.Response:
+        host = request.host.split(":")[0]
+        result.seen.append((request.method, host, request.path_qs))
+        body = await request.read()
+        return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    test_ca.issue_cert("allowed.test", "www.allowed.test", "cdn.allowed.test", "other.test", "mail.test",
+                       "passthrough.test").configure_cert(context)
+    plain, tls = web.TCPSite(runner, "127.0.0.1", 0), web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await plain.start()
+    await tls.start()
+    result.http_port = plain._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    result.https_port = tls._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    result.ca_file = tmp_path / "origin-ca.pem"
+    test_ca.cert_pem.write_to_path(str(result.ca_file))
+    yield result
+    await runner.cleanup()
+
+
+POLICY = """\
+rules:
+  - id: allowed
+    allow: [allowed.test, "*.allowed.test"]
+  - id: no-mail
+    deny: [mail.test]
+  - id: direct
+    mode: passthrough
+    allow: [passthrough.test]
+"""
+
+
+def platform_settings(data_dir: Path, origin: Origin, database_url: str = "") -> Settings:
+    overrides: dict[str, object] = {"portal.port": 0, "proxy.port": 0}
+    if database_url:
+        overrides["database.url"] = database_url
+    settings = initialise(data_dir, overrides, quiet=True)
+    hosts = ["allowed.test", "www.allowed.test", "cdn.allowed.test", "other.test", "mail.test", "passthrough.test"]
+    resolve = [f"{h}:80=127.0.0.1:{origin.http_port}" for h in hosts]
+    resolve += [f"{h}:443=127.0.0.1:{origin.https_port}" for h in hosts]
+    (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
+    (settings.policy_dir / "test.yaml").write_text(POLICY, encoding="utf-8")
+    populate(settings)
+    return settings.replace(proxy__resolve=resolve, proxy__upstream_ca_file=str(origin.ca_file))
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, origin: Origin) -> AsyncIterator[Platform]:
+    """Portal and gateway in this test's event loop, on free loopback ports, with an SQLite data dir."""
+    from gatehouse.cli.serve import running
+
+    settings = platform_settings(tmp_path / "data", origin)
+    async with running(settings) as up:
+        yield Platform(up, origin, settings)
+
+
+@pytest.fixture(scope="session")
+def curl_bin() -> str:
+    path = shutil.which("curl")
+    if path is None:
+        pytest.skip("curl is not installed")
+    return path

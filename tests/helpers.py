@@ -1,0 +1,126 @@
+"""Helpers for tests: log in from a terminal address, fetch through the proxy with curl or aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from sqlalchemy import select
+
+from gatehouse.ca import ca_cert_file
+from gatehouse.db.models import AuditRecord
+from gatehouse.facility import ensure_facility
+from gatehouse.inmates import add_inmate
+from gatehouse.kernel import Kernel
+from gatehouse.settings import Settings
+from gatehouse.terminals import add_terminal
+
+if TYPE_CHECKING:
+    from gatehouse.cli.serve import Running
+    from tests.conftest import Origin
+
+CELL, CLASSROOM, STRANGER = "127.0.0.1", "127.0.0.2", "127.0.0.9"
+INMATE, PIN = "A100", "2468"
+OTHER_INMATE, OTHER_PIN = "B200", "1357"
+
+
+def populate(settings: Settings) -> None:
+    kernel = Kernel.open(settings)
+    try:
+        with kernel.factory.begin() as session:
+            facility = ensure_facility(session, settings)
+            add_terminal(session, facility, name="cell-1", address=CELL, kind="cell", unit="A")
+            add_terminal(session, facility, name="class-1", address=CLASSROOM, kind="classroom", unit="school")
+            add_inmate(session, facility, number=INMATE, name="Jan Peeters", language="en", pin=PIN)
+            add_inmate(session, facility, number=OTHER_INMATE, name="Marie Dubois", language="fr", pin=OTHER_PIN)
+    finally:
+        kernel.engine.dispose()
+
+
+@dataclass
+class Platform:
+    up: Running
+    origin: Origin
+    settings: Settings
+
+    @property
+    def portal(self) -> str:
+        return f"http://{self.up.portal[0]}:{self.up.portal[1]}"
+
+    @property
+    def proxy(self) -> str:
+        return f"{self.up.proxy[0]}:{self.up.proxy[1]}"
+
+    @property
+    def ca_file(self) -> str:
+        return str(ca_cert_file(self.settings.ca_dir))
+
+    def client(self, address: str) -> aiohttp.ClientSession:
+        """A browser-like client whose traffic comes from `address` (a terminal, or a stranger)."""
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0), force_close=False),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    def trusting(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    async def login(self, session: aiohttp.ClientSession, number: str = INMATE, pin: str = PIN) -> aiohttp.ClientResponse:
+        async with session.get(f"{self.portal}/login") as page:
+            token = csrf_from(await page.text())
+        async with session.post(f"{self.portal}/login", data={
+                "inmate_number": number, "pin": pin, "csrf_token": token}) as resp:
+            await resp.read()
+            return resp
+
+    async def logout(self, session: aiohttp.ClientSession) -> None:
+        async with session.get(f"{self.portal}/home") as page:
+            token = csrf_from(await page.text())
+        async with session.post(f"{self.portal}/logout", data={"csrf_token": token}) as resp:
+            assert resp.status == 200, await resp.text()
+
+    def records(self, **where: Any) -> list[AuditRecord]:
+        with self.up.kernel.factory() as db:
+            query = select(AuditRecord).order_by(AuditRecord.id)
+            for key, value in where.items():
+                query = query.where(getattr(AuditRecord, key) == value)
+            return list(db.scalars(query))
+
+
+async def eventually_records(platform: Platform, minimum: int = 1, **where: Any) -> list[AuditRecord]:
+    """Closing records are written when both sides of a tunnel have ended: give them a moment."""
+    for _ in range(50):
+        rows = platform.records(**where)
+        if len(rows) >= minimum:
+            return rows
+        await asyncio.sleep(0.05)
+    return platform.records(**where)
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no csrf_token field in the page: {html[:300]}"
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class CurlResult:
+    status: int
+    body: str
+    exit_code: int
+
+
+async def curl(platform: Platform, url: str, *, interface: str = CELL, method: str = "GET",
+               data: str | None = None, cacert: str | None = None) -> CurlResult:
+    args = ["curl", "-s", "-S", "--max-time", "15", "--proxy", f"http://{platform.proxy}", "--interface", interface,
+            "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert", cacert or platform.ca_file]
+    if data is not None:
+        args += ["--data", data]
+    proc = await asyncio.create_subprocess_exec(*args, url, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    text = out.decode("utf-8", "replace")
+    body, _, code = text.rpartition("\n")
+    return CurlResult(int(code or 0), body, proc.returncode or 0)
