@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, insert
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.audit import AuditEvent, DatabaseAuditWriter
@@ -53,6 +55,9 @@ class Kernel:
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Kernel:
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            raise GatehouseError(f"no database at {url.database}; run `gatehouse init --data-dir {settings.data_dir}`")
         engine = make_engine(settings.database_url)
         if check_schema and pending_migrations(engine):
             engine.dispose()

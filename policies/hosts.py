@@ -30,11 +30,13 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
     parts = host.split(".")
     if parts and parts[-1] == "":
         parts.pop()
-    if not parts or len(parts) > 4:
+    if not parts:
         return None
     last = parts[-1]
     if not (last.isdigit() or last.lower().startswith("0x")):
         return None
+    if len(parts) > 4:
+        raise HostError(f"a host ending in a number must be an IPv4 address: {host!r}")
     if not all(p and (p.isdigit() or (p.lower().startswith("0x") and all(c in "0123456789abcdefABCDEF" for c in p[2:])))
                for p in parts):
         raise HostError(f"malformed IPv4 address {host!r}")

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from gatehouse.cli import admin, ops
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import SettingsError
@@ -33,7 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     ops.register(commands, common)
     admin.register(commands, common)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each command's own --help opens with the line the command list shows for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                if sub.description is None:
+                    sub.description = choice.help
+                _describe(sub)
 
 
 def data_dir(args: argparse.Namespace) -> Path:
@@ -56,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GatehouseError, SettingsError) as exc:
         print(f"gatehouse: {exc}", file=sys.stderr)
         return 2
+    except OperationalError as exc:
+        print(f"gatehouse: cannot use the database: {exc.orig}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     return result

@@ -42,13 +42,26 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--pin-stdin", action="store_true", help="read the PIN from standard input")
     p.set_defaults(handler=cmd_inmate_add)
     actions.add_parser("list", parents=[common], help="list inmates").set_defaults(handler=cmd_inmate_list)
-    p = actions.add_parser("import", parents=[common],
-                           help="import a CSV roster; any bad row imports nothing and is named by line")
+    p = actions.add_parser("import", parents=[common], help="import a CSV roster; any bad row imports nothing and is named by line")
     p.add_argument("file", type=Path, metavar="CSV")
     p.set_defaults(handler=cmd_inmate_import)
+    p.epilog = ROSTER_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p = actions.add_parser("set-pin", parents=[common], help="set an inmate's PIN (read from standard input)")
     p.add_argument("--number", required=True)
     p.set_defaults(handler=cmd_inmate_set_pin)
+
+
+ROSTER_HELP = """\
+The CSV is read as an offender management system exports it: comma or semicolon separated, UTF-8 (with or
+without BOM), a header row naming the columns in any order and case:
+  number (or inmate_number, offender_id)   required
+  name (or first_name and last_name)       required
+  language                                 en, nl, fr or de (default en)
+  groups                                   separated by ; or | inside the cell
+  pin                                      optional; usually set later with `gatehouse inmate set-pin`
+Known numbers are updated, new ones added. Every bad row is reported as FILE:LINE: message.
+"""
 
 
 def _kernel(args: argparse.Namespace) -> Kernel:
