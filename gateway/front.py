@@ -68,10 +68,10 @@ class Front:
             self._server = None
 
     async def on_event(self, event: ControlEvent) -> None:
-        """Cut every open connection of a terminal whose session ended (logout must take effect at once)."""
+        """Cut every open connection of a terminal whose binding changed: logout takes effect at once, and
+        no connection decided for the previous state (or nobody) carries on under the new one."""
         if isinstance(event, SessionStarted | SessionEnded):
             self._identity.forget(event.terminal_address)
-        if isinstance(event, SessionEnded):
             for client in list(self._clients.get(event.terminal_address, ())):
                 client.writer.close()
                 if client.task:

@@ -16,12 +16,13 @@ from gateway.addons.handoff import METADATA_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
 from gateway.identity import IdentityResolver
-from policies.decision import Decision, ReasonCode, Subject, decide_request, deny
-from policies.hosts import HostError, canonical_host
+from policies.decision import Decision, ReasonCode, decide_request, deny
+from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 STARTED_KEY = "gatehouse.started"
+ACTOR_KEY = "gatehouse.actor"
 
 
 class RequestDecider:
@@ -32,26 +33,31 @@ class RequestDecider:
         self._audit = audit
         self._portal_url = portal_url
 
-    async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> Decision:
-        if handoff.verdict != "allow":
-            return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule)
+    async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> tuple[Decision, str]:
+        """The decision and the inmate it was made for (the live session's, not a stale one)."""
         identity = await self._identity.resolve(handoff.client)
-        if identity.session is None or identity.session.token != handoff.session:
-            return deny(ReasonCode.NO_SESSION, "the session of this terminal has ended")
+        session = identity.session
+        if session is None:
+            return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal"), ""
         request = flow.request
         host = request.pretty_host
-        if handoff.host:
+        if handoff.host:  # inside a CONNECT tunnel: the front decided the tunnel for one session and host
+            if handoff.verdict != "allow":
+                return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule), handoff.inmate
+            if session.token != handoff.session:
+                return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended"), ""
             try:
-                asked = canonical_host(request.host_header.rsplit(":", 1)[0] if request.host_header else host)
+                asked = split_authority(request.host_header or host, handoff.port)[0]
             except HostError as exc:
-                return deny(ReasonCode.BAD_HOST, str(exc))
+                return deny(ReasonCode.BAD_HOST, str(exc)), session.inmate_number
             if asked != handoff.host:
-                return deny(ReasonCode.BAD_HOST, f"Host {asked} does not match the tunnel to {handoff.host}")
+                return deny(ReasonCode.BAD_HOST, f"Host {asked} does not match the tunnel to {handoff.host}"), \
+                    session.inmate_number
             host = handoff.host
         if request.headers.get("upgrade", "").lower() == "websocket":
-            return deny(ReasonCode.METHOD_NOT_ALLOWED, "WebSocket is not allowed here")
-        who = identity.session.subject
-        return decide_request(request.method, host, request.path, who, self._policy())
+            return deny(ReasonCode.METHOD_NOT_ALLOWED, "WebSocket is not allowed here"), session.inmate_number
+        decision = decide_request(request.method, host, request.path, session.subject, self._policy())
+        return decision, session.inmate_number
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -62,10 +68,11 @@ class RequestDecider:
             flow.response = http.Response.make(403, b"gateway: request not handed off\n")
             return
         try:
-            decision = await self._decide(flow, handoff)
+            decision, actor = await self._decide(flow, handoff)
         except Exception as exc:  # identity or policy broke: deny and record why (fail closed)
             log.exception("inspector: decision failed")
-            decision = deny(ReasonCode.GATEWAY_ERROR, f"decision failed: {exc.__class__.__name__}")
+            decision, actor = deny(ReasonCode.GATEWAY_ERROR, f"decision failed: {exc.__class__.__name__}"), ""
+        flow.metadata[ACTOR_KEY] = actor
         tag = Tag.GATEWAY_REQUEST_ALLOWED if decision.allowed else Tag.GATEWAY_REQUEST_DENIED
         try:
             await self._audit.write(self._event(flow, handoff, tag, decision.verdict, decision.explanation))
@@ -86,7 +93,7 @@ class RequestDecider:
         duration = int((time.monotonic() - started) * 1000) if started and status is not None else None
         up = len(flow.request.raw_content or b"") if status is not None else None
         down = len(flow.response.raw_content or b"") if status is not None and flow.response else None
-        return AuditEvent(tag, "gateway", actor=handoff.inmate, terminal=handoff.terminal, client_addr=handoff.client,
+        return AuditEvent(tag, "gateway", actor=flow.metadata.get(ACTOR_KEY, ""), terminal=handoff.terminal, client_addr=handoff.client,
                           method=flow.request.method, host=flow.request.pretty_host, path=flow.request.path,
                           decision=decision, reason=reason, status=status, bytes_up=up, bytes_down=down,
                           duration_ms=duration)
