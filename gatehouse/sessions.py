@@ -129,12 +129,13 @@ def _login(session: Session, policy: SessionPolicy, address: str, number: str, p
     replaced = _end(session, _open_rows(
         session, or_(InmateSession.terminal_id == terminal.id, InmateSession.inmate_id == inmate.id)),
         EndReason.REPLACED, now)
+    session.flush()
     row = InmateSession(token=secrets.token_urlsafe(24), terminal=terminal, inmate=inmate, started_at=now,
                         last_seen_at=now, expires_at=now + policy.max_age)
-    session.add(row)
     try:
+        # Only the insert sits in the savepoint: a concurrent login that won leaves the rest of ours intact.
         with session.begin_nested():
-            session.flush()
+            session.add(row)
     except IntegrityError:
         return LoginRefused("Another login on this terminal happened at the same moment; try again.",
                             code="race", inmate=number, terminal=terminal.name)
