@@ -1,0 +1,84 @@
+"""The portal over HTTP: login form errors keep input, CSRF is enforced, headers are strict, actions audited."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.helpers import CELL, INMATE, PIN, STRANGER, Platform, csrf_from
+
+
+async def post_login(platform: Platform, client: aiohttp.ClientSession, **fields: str) -> tuple[int, str]:
+    async with client.get(f"{platform.portal}/login") as page:
+        token = csrf_from(await page.text())
+    async with client.post(f"{platform.portal}/login", data={"csrf_token": token, **fields},
+                           allow_redirects=False) as resp:
+        return resp.status, await resp.text()
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"inmate_number": "", "pin": "1234"}, "Enter your inmate number."),
+    ({"inmate_number": INMATE, "pin": ""}, "Enter your PIN."),
+    ({"inmate_number": INMATE, "pin": "12ab"}, "A PIN is 4 to 12 digits."),
+])
+async def test_form_errors_are_shown_by_the_field(platform: Platform, fields: dict[str, str], message: str) -> None:
+    async with platform.client(CELL) as client:
+        status, body = await post_login(platform, client, **fields)
+    assert status == 400 and message in body
+    assert 'aria-invalid="true"' in body
+    if fields["inmate_number"]:
+        assert f'value="{fields["inmate_number"]}"' in body
+
+
+async def test_wrong_pins_count_down_then_lock(platform: Platform) -> None:
+    async with platform.client(CELL) as client:
+        for left in (4, 3, 2, 1):
+            status, body = await post_login(platform, client, inmate_number=INMATE, pin="0000")
+            assert status == 403 and f"{left} attempt(s) left" in body
+        status, body = await post_login(platform, client, inmate_number=INMATE, pin="0000")
+        assert status == 403 and "locked until" in body
+        status, body = await post_login(platform, client, inmate_number=INMATE, pin=PIN)
+        assert status == 403 and "locked until" in body
+    tags = [r.tag for r in platform.records(actor=INMATE, plane="portal")]
+    assert tags.count("portal:login:failure") == 4 and tags.count("portal:login:locked") == 2
+
+
+async def test_unregistered_computer_cannot_log_in(platform: Platform) -> None:
+    async with platform.client(STRANGER) as client:
+        status, body = await post_login(platform, client, inmate_number=INMATE, pin=PIN)
+    assert status == 403 and "not registered as a terminal" in body
+
+
+async def test_post_without_csrf_token_is_refused(platform: Platform) -> None:
+    async with platform.client(CELL) as client:
+        async with client.post(f"{platform.portal}/login", data={"inmate_number": INMATE, "pin": PIN}) as resp:
+            assert resp.status == 403
+            assert "reload the page" in await resp.text()
+        async with client.get(f"{platform.portal}/login") as page:
+            token = csrf_from(await page.text())
+        async with client.post(f"{platform.portal}/login",
+                               data={"inmate_number": INMATE, "pin": PIN, "csrf_token": token + "x"}) as resp:
+            assert resp.status == 403
+    assert platform.records(tag="portal:login:success") == []
+
+
+async def test_security_headers_and_no_inline_script(platform: Platform) -> None:
+    async with platform.client(CELL) as client, client.get(f"{platform.portal}/login") as resp:
+        body = await resp.text()
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        cookie = resp.cookies["gh_csrf"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert "<script" not in body and "style=" not in body
+
+
+async def test_home_needs_the_session_cookie_of_this_terminal(platform: Platform) -> None:
+    async with platform.client(CELL) as inmate, platform.client(CELL) as other_browser:
+        await platform.login(inmate)
+        async with other_browser.get(f"{platform.portal}/home", allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/login"
+        async with inmate.get(f"{platform.portal}/home") as resp:
+            assert "Welcome, Jan Peeters" in await resp.text()
+    served = platform.records(tag="portal:request:served", path="/home")
+    assert {r.status for r in served} == {200, 302}
+    assert any(r.actor == INMATE for r in served)
