@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, make_url

@@ -103,7 +103,7 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
             report.errors.append(f"{source}:{start}: {len(cells)} cells, the header has {len(header)}")
             continue
 
-        def cell(key: str) -> str:
+        def cell(key: str, cells: list[str] = cells) -> str:
             return cells[columns[key]].strip() if key in columns else ""
 
         try:

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.models import Inmate, InmateSession, InmateStatus, Terminal
 from gatehouse.errors import GatehouseError
-from gatehouse.settings import Settings
 from gatehouse.pins import DUMMY_HASH, verify_pin
+from gatehouse.settings import Settings
 from gatehouse.terminals import terminal_by_address
 from policies.decision import Subject
 

@@ -87,7 +87,7 @@ class Front:
         self._clients.setdefault(address, set()).add(client)
         try:
             await self._serve(address, reader, writer)
-        except (ConnectionError, asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("front: connection from %s failed", address)
@@ -109,8 +109,8 @@ class Front:
             identity = await self._identity.resolve(address)
         except Exception as exc:  # identity store broke: refuse and record (fail closed)
             log.exception("front: identity lookup failed for %s", address)
-            await self._refuse(writer, head, Identity(address), deny(ReasonCode.GATEWAY_ERROR,
-                                                                    f"identity lookup failed: {exc.__class__.__name__}"))
+            failed = deny(ReasonCode.GATEWAY_ERROR, f"identity lookup failed: {exc.__class__.__name__}")
+            await self._refuse(writer, head, Identity(address), failed)
             return
         if head.method == "CONNECT":
             await self._connect(identity, head, reader, writer)
@@ -170,7 +170,8 @@ class Front:
         first = decision.reasons[0] if decision.reasons else None
         token = sign(self._key, Handoff(
             client=identity.address, terminal=identity.terminal, terminal_kind=identity.terminal_kind,
-            inmate=session.inmate_number if session else "", groups=tuple(sorted(session.subject.groups)) if session else (),
+            inmate=session.inmate_number if session else "",
+            groups=tuple(sorted(session.subject.groups)) if session else (),
             session=session.token if session else "", language=session.language if session else "en",
             host=host, port=port, verdict=decision.verdict.value,
             code=first.code.value if first else "", rule=first.rule_id if first else "",
@@ -184,7 +185,7 @@ class Front:
         target = lookup(self._resolve, host, port) or (host, port)
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             writer.write(response_bytes(502, f"gateway: cannot reach {host}: {exc}\n".encode(), _TEXT))
             return
         writer.write(CONNECT_OK)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from http import HTTPStatus
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import h11
 

@@ -86,6 +86,6 @@ class Inspector:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 log.warning("inspector: shutdown timed out")
         self._master, self._task = None, None

@@ -67,7 +67,8 @@ class Platform:
     def trusting(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
 
-    async def login(self, session: aiohttp.ClientSession, number: str = INMATE, pin: str = PIN) -> aiohttp.ClientResponse:
+    async def login(self, session: aiohttp.ClientSession, number: str = INMATE,
+                    pin: str = PIN) -> aiohttp.ClientResponse:
         async with session.get(f"{self.portal}/login") as page:
             token = csrf_from(await page.text())
         async with session.post(f"{self.portal}/login", data={

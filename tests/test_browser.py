@@ -38,7 +38,8 @@ async def page(platform: Platform, tmp_path: Path) -> AsyncIterator[object]:
         browser = await pw.chromium.launch(
             # The proxy as a kiosk sets it: loopback (the portal here) stays direct, as Chromium does by default.
             executable_path=CHROMIUM, headless=True,
-            args=[f"--proxy-server=http://{platform.proxy}", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            args=[f"--proxy-server=http://{platform.proxy}", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   f"--ignore-certificate-errors-spki-list={spki(platform.ca_file)}"])
         context = await browser.new_context(locale="en-GB")

@@ -22,7 +22,8 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, default=argparse.SUPPRESS,
-        help=f"folder with gatehouse.toml, the database and the CA (env GATEHOUSE_DATA_DIR; default ./{DEFAULT_DATA_DIR})")
+        help=f"folder with gatehouse.toml, the database and the CA "
+             f"(env GATEHOUSE_DATA_DIR; default ./{DEFAULT_DATA_DIR})")
     return common
 
 

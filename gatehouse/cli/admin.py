@@ -42,7 +42,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--pin-stdin", action="store_true", help="read the PIN from standard input")
     p.set_defaults(handler=cmd_inmate_add)
     actions.add_parser("list", parents=[common], help="list inmates").set_defaults(handler=cmd_inmate_list)
-    p = actions.add_parser("import", parents=[common], help="import a CSV roster; any bad row imports nothing and is named by line")
+    p = actions.add_parser("import", parents=[common],
+                           help="import a CSV roster; any bad row imports nothing and is named by line")
     p.add_argument("file", type=Path, metavar="CSV")
     p.set_defaults(handler=cmd_inmate_import)
     p.epilog = ROSTER_HELP

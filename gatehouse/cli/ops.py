@@ -48,7 +48,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     add_run_options(p)
     p.set_defaults(handler=cmd_run)
 
-    p = commands.add_parser("demo", parents=[common], help="start a throw-away demo facility with a built-in content site")
+    p = commands.add_parser("demo", parents=[common],
+                            help="start a throw-away demo facility with a built-in content site")
     add_run_options(p)
     p.add_argument("--keep", action="store_true", help="keep the demo data dir after exit")
     p.set_defaults(handler=cmd_demo)

@@ -93,7 +93,8 @@ class RequestDecider:
         duration = int((time.monotonic() - started) * 1000) if started and status is not None else None
         up = len(flow.request.raw_content or b"") if status is not None else None
         down = len(flow.response.raw_content or b"") if status is not None and flow.response else None
-        return AuditEvent(tag, "gateway", actor=flow.metadata.get(ACTOR_KEY, ""), terminal=handoff.terminal, client_addr=handoff.client,
+        return AuditEvent(tag, "gateway", actor=flow.metadata.get(ACTOR_KEY, ""), terminal=handoff.terminal,
+                          client_addr=handoff.client,
                           method=flow.request.method, host=flow.request.pretty_host, path=flow.request.path,
                           decision=decision, reason=reason, status=status, bytes_up=up, bytes_down=down,
                           duration_ms=duration)
