@@ -17,6 +17,7 @@ from mitmproxy.master import Master
 
 from gatehouse.audit import AuditSink
 from gatehouse.ca import ca_key_file
+from gatehouse.errors import GatehouseError
 from gatehouse.settings import ResolveTable
 from gateway.addons.decide import RequestDecider
 from gateway.addons.handoff import HandoffBinder
@@ -27,7 +28,7 @@ from policies.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
-class InspectorError(Exception):
+class InspectorError(GatehouseError):
     pass
 
 
@@ -37,6 +38,8 @@ class Inspector:
                  upstream_ca_file: str = "") -> None:
         if not ca_key_file(ca_dir).exists():
             raise InspectorError(f"facility CA missing: {ca_key_file(ca_dir)}; run `gatehouse init`")
+        if upstream_ca_file and not Path(upstream_ca_file).is_file():
+            raise InspectorError(f"setting proxy.upstream_ca_file: no such file {upstream_ca_file}")
         self._ca_dir = ca_dir
         self._upstream_ca_file = upstream_ca_file
         self._addons = [

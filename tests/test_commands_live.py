@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import Origin
 from tests.helpers import csrf_from
 
 pytestmark = [pytest.mark.usefixtures("curl_bin"), pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -37,6 +40,8 @@ async def started(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process,
                     portal = m.group(1)
                 if m := re.search(r"gateway:\s+(\S+:\d+)", line):
                     proxy = m.group(1)
+                if line.startswith("gatehouse:"):
+                    raise AssertionError(line)
         yield proc, portal, proxy, lines
     finally:
         if proc.returncode is None:
@@ -103,15 +108,34 @@ async def test_demo_comes_up_and_works_as_it_says(tmp_path: Path) -> None:
     assert not data_dir.exists()
 
 
-async def test_run_serves_a_data_dir_and_stops_on_sigterm(tmp_path: Path) -> None:
-    from gatehouse.cli.ops import initialise
-
-    data_dir = tmp_path / "data"
-    initialise(data_dir, quiet=True)
-    async with started("run", "--data-dir", str(data_dir)) as (proc, portal, proxy, _):
+async def test_run_on_a_data_dir_made_with_the_cli(tmp_path: Path, origin: Origin) -> None:
+    """The foundation scenario on a real data dir: init, terminal add, inmate add and a policy file."""
+    data_dir = str(tmp_path / "data")
+    for args, stdin in ((["init"], None),
+                        (["terminal", "add", "--name", "cell-1", "--address", "127.0.0.1", "--kind", "cell"], None),
+                        (["inmate", "add", "--number", "A7", "--name", "Jo Smets", "--pin-stdin"], "8642\n")):
+        result = subprocess.run([sys.executable, "-m", "gatehouse.cli", *args, "--data-dir", data_dir],
+                                input=stdin, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    (Path(data_dir) / "policies" / "site.yaml").write_text("rules:\n  - id: site\n    allow: [allowed.test]\n")
+    config = Path(data_dir) / "gatehouse.toml"
+    config.write_text(config.read_text().replace('# upstream_ca_file = ""', f'upstream_ca_file = "{origin.ca_file}"'))
+    async with started("run", "--data-dir", data_dir,
+                       "--resolve", f"allowed.test:80=127.0.0.1:{origin.http_port}",
+                       "--resolve", f"allowed.test:443=127.0.0.1:{origin.https_port}",
+                       "--resolve", f"other.test=127.0.0.1:{origin.http_port}") as (proc, portal, proxy, _):
         async with aiohttp.ClientSession() as client, client.get(f"{portal}/healthz") as resp:
             assert resp.status == 200
-        status, body = await fetch(proxy, "http://example.test/")
-        assert status == 403 and "not a registered terminal" in body
+        assert (await fetch(proxy, "http://allowed.test/"))[0] == 403
+        await login(portal, "A7", "8642")
+        assert await fetch(proxy, "http://allowed.test/a") == (200, "origin allowed.test GET /a 0")
+        assert await fetch(proxy, "https://allowed.test/b") == (200, "origin allowed.test GET /b 0")
+        status, body = await fetch(proxy, "http://other.test/")
+        assert status == 403 and "no rule allows other.test" in body
         output = await stop(proc, signal.SIGTERM)
     assert "stopping" in output
+    assert origin.seen == [("GET", "allowed.test", "/a"), ("GET", "allowed.test", "/b")]
+    export = subprocess.run([sys.executable, "-m", "gatehouse.cli", "audit", "export", "--data-dir", data_dir],
+                            capture_output=True, text=True, timeout=60)
+    tags = [json.loads(line)["tag"] for line in export.stdout.splitlines()]
+    assert tags.count("gateway:request:allowed") == 2 and "portal:login:success" in tags
