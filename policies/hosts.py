@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import idna
+
+# A name that is already canonical ASCII (LDH labels of 1-63, no punycode) skips the IDNA machinery.
+_PLAIN = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 
 
 class HostError(ValueError):
@@ -67,6 +71,9 @@ def canonical_host(raw: str) -> str:
     if v4 is not None:
         return str(v4)
     host = host.rstrip(".")
+    lowered = host.lower()
+    if len(lowered) <= 253 and _PLAIN.match(lowered) and "xn--" not in lowered:
+        return lowered
     try:
         ascii_host = idna.encode(host, uts46=True, std3_rules=True).decode("ascii")
     except idna.IDNAError as exc:

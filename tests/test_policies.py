@@ -136,3 +136,16 @@ def test_lookup_cost_follows_labels_not_rules() -> None:
     assert len(snapshot.exact) == 2000
     assert [r.id for r in snapshot.matching("site1999.example.org")] == ["r1999"]
     assert snapshot.matching("nothing.example.org") == ()
+
+
+@pytest.mark.parametrize("name", ["example.org", "a-b.c-d.example", "x1.y2.z3", "Mixed.Case.Org", "a" * 63 + ".org"])
+def test_plain_ascii_fast_path_agrees_with_idna(name: str) -> None:
+    import idna
+
+    assert canonical_host(name) == idna.encode(name, uts46=True, std3_rules=True).decode()
+
+
+@pytest.mark.parametrize("name", ["-a.org", "a-.org", "a_b.org", "a" * 64 + ".org", "xn--zz.org"])
+def test_names_the_fast_path_leaves_to_idna_are_refused(name: str) -> None:
+    with pytest.raises(HostError):
+        canonical_host(name)
