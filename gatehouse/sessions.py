@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,7 +83,7 @@ def _end(session: Session, rows: list[InmateSession], reason: EndReason, now: da
     return ended
 
 
-def _open_rows(session: Session, *conditions: object) -> list[InmateSession]:
+def _open_rows(session: Session, *conditions: ColumnElement[bool]) -> list[InmateSession]:
     return list(session.scalars(select(InmateSession).where(InmateSession.ended_at.is_(None), *conditions)))
 
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
@@ -33,7 +34,7 @@ HOP_HEADERS = frozenset({b"proxy-authorization", b"proxy-connection", HEADER.enc
 class Client:
     address: str
     writer: asyncio.StreamWriter
-    task: asyncio.Task[None] | None
+    task: asyncio.Task[Any] | None
 
 
 class Front:
@@ -83,7 +84,7 @@ class Front:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = _plain_address(str(peer[0])) if peer else ""
-        client = Client(address, writer, asyncio.current_task())  # type: ignore[arg-type]
+        client = Client(address, writer, asyncio.current_task())
         self._clients.setdefault(address, set()).add(client)
         try:
             await self._serve(address, reader, writer)

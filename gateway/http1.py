@@ -36,8 +36,8 @@ class Head:
         """The head again (h11 checked it), with headers in `drop` removed and `extra` added."""
         conn = h11.Connection(h11.CLIENT)
         headers = [(k, v) for k, v in self.headers if k.lower() not in drop] + extra
-        return conn.send(h11.Request(method=self.method, target=self.target, headers=headers,
-                                     http_version=self.http_version.decode()))
+        return _sent(conn, h11.Request(method=self.method, target=self.target, headers=headers,
+                                       http_version=self.http_version.decode()))
 
 
 async def read_head(reader: asyncio.StreamReader) -> Head | None:
@@ -72,8 +72,15 @@ def response_bytes(status: int, body: bytes, headers: dict[str, str] | None = No
     head = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     head += [(b"Content-Length", str(len(body)).encode()), (b"Connection", b"close")]
     phrase = reason or HTTPStatus(status).phrase.encode()
-    out = conn.send(h11.Response(status_code=status, headers=head, reason=phrase))
-    return out + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+    return (_sent(conn, h11.Response(status_code=status, headers=head, reason=phrase))
+            + _sent(conn, h11.Data(data=body)) + _sent(conn, h11.EndOfMessage()))
+
+
+def _sent(conn: h11.Connection, event: h11.Event) -> bytes:
+    data = conn.send(event)
+    if data is None:  # only for ConnectionClosed, which is never sent here
+        raise ValueError("h11 produced no bytes")
+    return data
 
 
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"

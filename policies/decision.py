@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from policies.hosts import HostError, canonical_host
 from policies.rules import Effect, Mode, Rule
+
+__all__ = ["Decision", "Mode", "Reason", "ReasonCode", "Subject", "Verdict", "decide_connect",
+           "decide_request", "deny"]
 from policies.snapshot import Snapshot
 
 

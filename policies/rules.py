@@ -81,12 +81,13 @@ class ParseResult:
 
 
 def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+    line: int = node.start_mark.line
+    return line + 1
 
 
 def _strings(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    out = []
+    out: list[tuple[str, yaml.Node]] = []
     for item in items:
         if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
             raise _Located(item, f"{what} must be a list of non-empty strings")

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from gatehouse.sessions import LoginRefused
+from gatehouse.sessions import ActiveSession, LoginRefused
 from portal.auth import services
 from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL
@@ -22,7 +22,7 @@ def _address(request: web.Request) -> str:
     return remote[7:] if remote.startswith("::ffff:") else remote
 
 
-async def _active(request: web.Request) -> services.ActiveSession | None:
+async def _active(request: web.Request) -> ActiveSession | None:
     active = await services.current(request.app[KERNEL], _address(request), request.cookies.get(SESSION_COOKIE))
     if active is not None:
         request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
