@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from datetime import UTC, datetime
 
-from policies.decision import Subject, decide_connect
+from policies.decision import RequestFacts, Subject, decide_connect
 from policies.rules import Effect, HostPattern, Rule
 from policies.snapshot import Snapshot
 
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 WHO = Subject("A1", frozenset(), "cell-1", "cell", "s")
 REPEAT, ROUNDS = 20_000, 7
 
@@ -29,7 +31,7 @@ def median_ns(policy: Snapshot, host: str) -> float:
     for _ in range(ROUNDS):
         start = time.perf_counter_ns()
         for _ in range(REPEAT):
-            decide_connect(host, WHO, policy)
+            decide_connect(RequestFacts("CONNECT", host, 443), WHO, policy, now=NOW)
         samples.append((time.perf_counter_ns() - start) / REPEAT)
     return statistics.median(samples)
 

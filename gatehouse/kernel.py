@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,7 +64,8 @@ class Kernel:
             raise GatehouseError(
                 f"the database is not up to date; run `gatehouse db upgrade --data-dir {settings.data_dir}`")
         factory = session_factory(engine)
-        return cls(settings, engine, factory, PolicyHolder(settings.policy_dir, factory))
+        return cls(settings, engine, factory,
+                   PolicyHolder(settings.policy_dir, factory, ZoneInfo(settings["facility.timezone"])))
 
     @property
     def session_policy(self) -> SessionPolicy:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 from sqlalchemy import select
@@ -58,9 +59,11 @@ def database_rules(factory: sessionmaker[Session]) -> ParseResult:
 
 
 class PolicyHolder:
-    def __init__(self, folder: Path, factory: sessionmaker[Session] | None = None) -> None:
+    def __init__(self, folder: Path, factory: sessionmaker[Session] | None = None,
+                 timezone: ZoneInfo | None = None) -> None:
         self.folder = folder
         self.factory = factory
+        self.timezone = timezone or ZoneInfo("UTC")
         self.snapshot = Snapshot.build((), version="empty")
         self.errors: list[PolicyError] = []
 
@@ -79,7 +82,7 @@ class PolicyHolder:
             for error in result.errors:
                 log.error("policy not loaded: %s", error)
             return False
-        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules))
+        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules), timezone=self.timezone)
         log.info("policy loaded: %d rules, version %s", len(result.rules), self.snapshot.version)
         return True
 

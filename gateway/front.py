@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
@@ -21,12 +22,11 @@ from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
 from gateway.identity import Identity, IdentityResolver
 from gateway.splice import Meter, splice
-from policies.decision import Decision, Mode, ReasonCode, Verdict, decide_connect, deny
+from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Verdict, decide_connect, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
-ALLOWED_PORTS = {"CONNECT": 443, "http": 80}
 HOP_HEADERS = frozenset({b"proxy-authorization", b"proxy-connection", HEADER.encode()})
 
 
@@ -134,10 +134,9 @@ class Front:
             return
         if identity.session is None:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
-        elif port != ALLOWED_PORTS["CONNECT"]:
-            decision = deny(ReasonCode.NO_MATCH, f"port {port} is not allowed")
         else:
-            decision = decide_connect(host, identity.session.subject, self._policy())
+            decision = decide_connect(RequestFacts("CONNECT", host, port), identity.session.subject, self._policy(),
+                                      now=datetime.now(UTC))
         tag = Tag.GATEWAY_CONNECT_ALLOWED if decision.allowed else Tag.GATEWAY_CONNECT_DENIED
         if not await self._record(writer, head, identity, tag, decision, host):
             return

@@ -58,7 +58,7 @@ class Inspector:
                           *self._addons)
         updates: dict[str, object] = dict(
             confdir=str(self._ca_dir), listen_host="127.0.0.1", listen_port=0, mode=["regular"],
-            connection_strategy="lazy", rawtcp=False, websocket=False, stream_large_bodies="1m",
+            connection_strategy="lazy", rawtcp=False, websocket=True, stream_large_bodies="1m",
             http3=False, server_replay_kill_extra=False,
         )
         updates = {k: v for k, v in updates.items() if k in opts}

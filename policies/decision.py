@@ -1,16 +1,23 @@
-"""Decisions with their reasons: the gateway enforces them, the portal and CLI explain them."""
+"""Decisions with their reasons: the gateway enforces them, the portal and CLI explain them.
+
+Precedence: a deny rule that applies wins; otherwise an allow rule that applies allows; otherwise deny.
+Each decision carries the reasons that produced it and, for `explain`, the rules that were considered and
+the condition each one failed.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from policies.hosts import HostError, canonical_host
+from policies.hosts import HostError, canonical_host, is_ip_literal
+from policies.paths import canonical_path, path_has_prefix
 from policies.rules import Effect, Mode, Rule
-
-__all__ = ["Decision", "Mode", "Reason", "ReasonCode", "Subject", "Verdict", "decide_connect",
-           "decide_request", "deny"]
 from policies.snapshot import Snapshot
+
+__all__ = ["Decision", "Mode", "Reason", "ReasonCode", "RequestFacts", "Subject", "Verdict", "decide_connect",
+           "decide_request", "deny"]
 
 
 class Verdict(enum.StrEnum):
@@ -23,10 +30,18 @@ class ReasonCode(enum.StrEnum):
     NO_SESSION = "no-session"
     INMATE_NOT_ACTIVE = "inmate-not-active"
     BAD_HOST = "bad-host"
+    BAD_PORT = "bad-port"
+    IP_LITERAL = "ip-literal"
     RULE_DENY = "rule-deny"
     RULE_ALLOW = "rule-allow"
     NO_MATCH = "no-match"
     METHOD_NOT_ALLOWED = "method-not-allowed"
+    PATH_NOT_ALLOWED = "path-not-allowed"
+    WEBSOCKET_NOT_ALLOWED = "websocket-not-allowed"
+    NOT_IN_SCOPE = "not-in-scope"
+    OUTSIDE_WINDOW = "outside-window"
+    NOT_VALID_NOW = "not-valid-now"
+    TERMINAL_KIND = "terminal-kind"
     GATEWAY_ERROR = "gateway-error"
 
 
@@ -52,10 +67,23 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What is asked: for a CONNECT, method is CONNECT and path is empty."""
+
+    method: str
+    host: str
+    port: int
+    path: str = ""
+    websocket: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     verdict: Verdict
     reasons: tuple[Reason, ...]
     mode: Mode = Mode.INSPECT
+    trace: tuple[Reason, ...] = field(default=(), compare=False)
+    quota: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -70,51 +98,99 @@ class Decision:
         return tuple(r.rule_id for r in self.reasons if r.rule_id)
 
 
-def deny(code: ReasonCode, detail: str, rule_id: str = "") -> Decision:
-    return Decision(Verdict.DENY, (Reason(code, detail, rule_id),))
+def deny(code: ReasonCode, detail: str, rule_id: str = "", trace: tuple[Reason, ...] = ()) -> Decision:
+    return Decision(Verdict.DENY, (Reason(code, detail, rule_id),), trace=trace)
 
 
-def _host_rules(host: str, policy: Snapshot) -> tuple[str, tuple[Rule, ...]] | Decision:
+def _condition_failure(rule: Rule, who: Subject, local: datetime) -> Reason | None:
+    """Why this rule does not apply to this person here and now, or None when it applies."""
+    if (rule.groups or rule.inmates) and who.inmate not in rule.inmates and not (rule.groups & who.groups):
+        return Reason(ReasonCode.NOT_IN_SCOPE, f"{who.inmate} is not in the rule's groups or inmates", rule.id)
+    if rule.terminals and who.terminal_kind not in rule.terminals:
+        return Reason(ReasonCode.TERMINAL_KIND, f"not on a {who.terminal_kind} terminal", rule.id)
+    if rule.valid_from and local < rule.valid_from:
+        return Reason(ReasonCode.NOT_VALID_NOW, f"valid from {rule.valid_from:%Y-%m-%d %H:%M}", rule.id)
+    if rule.valid_until and local >= rule.valid_until:
+        return Reason(ReasonCode.NOT_VALID_NOW, f"expired at {rule.valid_until:%Y-%m-%d %H:%M}", rule.id)
+    if rule.windows and not any(w.contains(local) for w in rule.windows):
+        return Reason(ReasonCode.OUTSIDE_WINDOW,
+                      "outside " + ", ".join(w.text for w in rule.windows), rule.id)
+    return None
+
+
+def _applicable(facts: RequestFacts, who: Subject, policy: Snapshot, now: datetime
+                ) -> tuple[str, list[Rule], list[Reason]] | Decision:
+    """The canonical host, the rules that apply to it for this subject now, and why others do not."""
     try:
-        canonical = canonical_host(host)
+        host = canonical_host(facts.host)
     except HostError as exc:
         return deny(ReasonCode.BAD_HOST, str(exc))
-    return canonical, policy.matching(canonical)
+    local = policy.local(now)
+    applying: list[Rule] = []
+    trace: list[Reason] = []
+    for rule in policy.matching(host):
+        if facts.port not in rule.ports:
+            trace.append(Reason(ReasonCode.BAD_PORT, f"port {facts.port} is not in the rule's ports", rule.id))
+        elif (failure := _condition_failure(rule, who, local)) is not None:
+            trace.append(failure)
+        else:
+            applying.append(rule)
+    return host, applying, trace
 
 
-def _decide_host(host: str, policy: Snapshot) -> tuple[Decision, tuple[Rule, ...]]:
-    found = _host_rules(host, policy)
+def _no_allow(host: str, facts: RequestFacts, trace: list[Reason]) -> Decision:
+    if trace:
+        first = trace[0]
+        return Decision(Verdict.DENY, (first,), trace=tuple(trace))
+    if is_ip_literal(host):
+        return deny(ReasonCode.IP_LITERAL, f"no rule names the address {host}")
+    return deny(ReasonCode.NO_MATCH, f"no rule allows {host}")
+
+
+def decide_connect(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: datetime) -> Decision:
+    """Decide a tunnel: a host-wide deny wins, no applying allow is deny; passthrough only if every allow says so."""
+    found = _applicable(facts, who, policy, now)
     if isinstance(found, Decision):
-        return found, ()
-    canonical, rules = found
-    denies = [r for r in rules if r.effect is Effect.DENY]
+        return found
+    host, rules, trace = found
+    denies = [r for r in rules if r.effect is Effect.DENY and not r.paths and r.methods >= {"GET", "HEAD"}]
+    if denies:
+        return Decision(Verdict.DENY, tuple(Reason(ReasonCode.RULE_DENY, f"{host} is denied", r.id) for r in denies),
+                        trace=tuple(trace))
+    allows = [r for r in rules if r.effect is Effect.ALLOW]
+    if not allows:
+        return _no_allow(host, facts, trace)
+    narrowing = any(r.effect is Effect.DENY for r in rules)
+    passthrough = not narrowing and all(r.mode is Mode.PASSTHROUGH for r in allows)
+    return Decision(Verdict.ALLOW, tuple(Reason(ReasonCode.RULE_ALLOW, f"{host} is allowed", r.id) for r in allows),
+                    Mode.PASSTHROUGH if passthrough else Mode.INSPECT, tuple(trace), allows[0].quota)
+
+
+def decide_request(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: datetime) -> Decision:
+    """Decide one inspected request on method, path and WebSocket, after the host's rules apply."""
+    found = _applicable(facts, who, policy, now)
+    if isinstance(found, Decision):
+        return found
+    host, rules, trace = found
+    method = facts.method.upper()
+    path = canonical_path(facts.path)
+    denies = [r for r in rules if r.effect is Effect.DENY and method in r.methods
+              and (not r.paths or any(path_has_prefix(path, p) for p in r.paths))]
     if denies:
         return Decision(Verdict.DENY, tuple(
-            Reason(ReasonCode.RULE_DENY, f"{canonical} is denied", r.id) for r in denies)), ()
-    allows = tuple(r for r in rules if r.effect is Effect.ALLOW)
+            Reason(ReasonCode.RULE_DENY, f"{method} {host}{path} is denied", r.id) for r in denies), trace=tuple(trace))
+    allows = [r for r in rules if r.effect is Effect.ALLOW]
     if not allows:
-        return deny(ReasonCode.NO_MATCH, f"no rule allows {canonical}"), ()
-    mode = Mode.PASSTHROUGH if all(r.mode is Mode.PASSTHROUGH for r in allows) else Mode.INSPECT
-    return Decision(Verdict.ALLOW, tuple(
-        Reason(ReasonCode.RULE_ALLOW, f"{canonical} is allowed", r.id) for r in allows), mode), allows
-
-
-def decide_connect(host: str, who: Subject, policy: Snapshot) -> Decision:
-    """Decide a tunnel to `host`: deny rules win, no match is deny, passthrough only if every allow says so."""
-    del who  # scopes (groups, inmates, courses) come with the full policy model
-    return _decide_host(host, policy)[0]
-
-
-def decide_request(method: str, host: str, path: str, who: Subject, policy: Snapshot) -> Decision:
-    """Decide one inspected request: the host must be allowed and some allowing rule must permit the method."""
-    del who, path  # path rules and scopes come with the full policy model
-    at_host, allows = _decide_host(host, policy)
-    if not at_host.allowed:
-        return at_host
-    method = method.upper()
-    permitting = tuple(
-        Reason(ReasonCode.RULE_ALLOW, f"{method} on {host} is allowed", r.id) for r in allows if method in r.methods)
-    if not permitting:
-        return deny(ReasonCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {host}",
-                    ",".join(r.id for r in allows))
-    return Decision(Verdict.ALLOW, permitting, Mode.INSPECT)
+        return _no_allow(host, facts, trace)
+    failures: list[Reason] = []
+    for rule in allows:
+        if rule.paths and not any(path_has_prefix(path, p) for p in rule.paths):
+            failures.append(Reason(ReasonCode.PATH_NOT_ALLOWED, f"{path} is outside {', '.join(rule.paths)}", rule.id))
+        elif method not in rule.methods:
+            failures.append(Reason(ReasonCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {host}", rule.id))
+        elif facts.websocket and not rule.websocket:
+            failures.append(Reason(ReasonCode.WEBSOCKET_NOT_ALLOWED, f"WebSocket is not allowed on {host}", rule.id))
+        else:
+            return Decision(Verdict.ALLOW, (Reason(ReasonCode.RULE_ALLOW, f"{method} {host}{path} is allowed",
+                                                   rule.id),), Mode.INSPECT, tuple(trace + failures), rule.quota)
+    return Decision(Verdict.DENY, (failures[0],), trace=tuple(trace + failures))

@@ -5,10 +5,16 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 import yaml
+from publicsuffixlist import PublicSuffixList
 
-from policies.hosts import HostError, canonical_host
+from policies.hosts import HostError, canonical_host, is_ip_literal
+from policies.paths import canonical_path
+from policies.windows import Window
+
+_PSL = PublicSuffixList()
 
 
 class Effect(enum.StrEnum):
@@ -23,8 +29,12 @@ class Mode(enum.StrEnum):
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+DEFAULT_PORTS = frozenset({80, 443})
+TERMINAL_KINDS = frozenset({"cell", "classroom", "library", "booth"})
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-RULE_KEYS = frozenset({"id", "allow", "deny", "mode", "methods", "description"})
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,63}$")
+RULE_KEYS = frozenset({"id", "allow", "deny", "mode", "methods", "description", "paths", "ports", "websocket",
+                       "groups", "inmates", "terminals", "windows", "valid_from", "valid_until", "quota"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +55,8 @@ class HostPattern:
             host = canonical_host(body)
         except HostError as exc:
             raise ValueError(str(exc)) from None
-        if wildcard and "." not in host:
-            raise ValueError(f"{text!r} would cover a whole top-level domain")
+        if wildcard and (is_ip_literal(host) or "." not in host or _PSL.is_public(host)):
+            raise ValueError(f"{text!r} would cover a whole public suffix ({host} is one); name the site")
         return cls(host, wildcard)
 
     def __str__(self) -> str:
@@ -55,6 +65,13 @@ class HostPattern:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """A rule applies to a request when its host, scope and conditions all match.
+
+    Empty `paths` means every path; empty `groups` and `inmates` mean everyone; empty `terminals` means every
+    kind of terminal; empty `windows` means at any time. Allow rules pass only `methods` (GET and HEAD unless
+    given); deny rules refuse every method unless `methods` narrows them.
+    """
+
     id: str
     effect: Effect
     hosts: tuple[HostPattern, ...]
@@ -62,6 +79,17 @@ class Rule:
     methods: frozenset[str] = SAFE_METHODS
     description: str = ""
     source: str = ""
+    paths: tuple[str, ...] = ()
+    ports: frozenset[int] = DEFAULT_PORTS
+    websocket: bool = False
+    groups: frozenset[str] = frozenset()
+    inmates: frozenset[str] = frozenset()
+    terminals: frozenset[str] = frozenset()
+    windows: tuple[Window, ...] = ()
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    quota: str = "general"
+    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +161,82 @@ def _rule(node: yaml.Node, source: str) -> Rule:
             mode = Mode(str(fields["mode"].value))
         except ValueError:
             raise _Located(fields["mode"], "mode must be inspect or passthrough") from None
-    methods = SAFE_METHODS
+    methods = SAFE_METHODS if effect is Effect.ALLOW else KNOWN_METHODS
     if "methods" in fields:
         given = {m.upper() for m, _ in _strings(fields["methods"], "methods")}
         unknown = sorted(given - KNOWN_METHODS)
         if unknown:
             raise _Located(fields["methods"], f"unknown method {unknown[0]}")
         methods = frozenset(given)
+    paths = tuple(_path(text, item) for text, item in _strings(fields["paths"], "paths")) if "paths" in fields else ()
+    if mode is Mode.PASSTHROUGH and (paths or "methods" in fields):
+        raise _Located(node, f"rule {rule_id!r}: passthrough is decided per host; paths and methods need inspect")
+    ports = DEFAULT_PORTS
+    if "ports" in fields:
+        ports = frozenset(_port(text, item) for text, item in _strings(fields["ports"], "ports"))
+    websocket = _bool(fields["websocket"]) if "websocket" in fields else False
+    groups = frozenset(_names(fields, "groups", lower=True))
+    inmates = frozenset(_names(fields, "inmates", lower=False))
+    terminals = frozenset(_names(fields, "terminals", lower=True))
+    if bad := sorted(terminals - TERMINAL_KINDS):
+        kinds = ", ".join(sorted(TERMINAL_KINDS))
+        raise _Located(fields["terminals"], f"unknown terminal kind {bad[0]!r} (kinds: {kinds})")
+    windows = []
+    for text, item in _strings(fields["windows"], "windows") if "windows" in fields else []:
+        try:
+            windows.append(Window.parse(text))
+        except ValueError as exc:
+            raise _Located(item, str(exc)) from None
+    valid_from = _moment(fields["valid_from"]) if "valid_from" in fields else None
+    valid_until = _moment(fields["valid_until"]) if "valid_until" in fields else None
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise _Located(fields["valid_until"], "valid_until must be after valid_from")
+    quota = str(fields["quota"].value) if "quota" in fields else "general"
     description = str(fields["description"].value) if "description" in fields else ""
-    return Rule(rule_id, effect, tuple(hosts), mode, methods, description, source)
+    return Rule(rule_id, effect, tuple(hosts), mode, methods, description, source, paths, ports, websocket,
+                groups, inmates, terminals, tuple(windows), valid_from, valid_until, quota, _line(node))
+
+
+def _path(text: str, node: yaml.Node) -> str:
+    if not text.startswith("/"):
+        raise _Located(node, f"path {text!r} must start with /")
+    canonical = canonical_path(text)
+    return canonical + "/" if text.endswith("/") and not canonical.endswith("/") else canonical
+
+
+def _port(text: str, node: yaml.Node) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise _Located(node, f"port {text!r} must be a number from 1 to 65535")
+    return int(text)
+
+
+def _bool(node: yaml.Node) -> bool:
+    value = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
+    if value not in ("true", "false", "yes", "no"):
+        raise _Located(node, "must be true or false")
+    return value in ("true", "yes")
+
+
+def _names(fields: dict[str, yaml.Node], key: str, *, lower: bool) -> list[str]:
+    if key not in fields:
+        return []
+    names = []
+    for text, item in _strings(fields[key], key):
+        if not NAME.match(text):
+            raise _Located(item, f"{key}: {text!r} is not a valid name")
+        names.append(text.lower() if lower else text.upper())
+    return names
+
+
+def _moment(node: yaml.Node) -> datetime:
+    """A date (start of that day) or a date and time, in the facility's local time."""
+    text = str(node.value)
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time())
+        return datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        raise _Located(node, f"{text!r} is not a date (2026-12-24) or date and time (2026-12-24T18:00)") from None
 
 
 def parse_policy(text: str, source: str) -> ParseResult:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 from policies.rules import Rule
 
@@ -15,9 +17,15 @@ class Snapshot:
     exact: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     below: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     version: str = ""
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    def local(self, now: datetime) -> datetime:
+        """Wall-clock time in the facility for an aware (or naive UTC) instant."""
+        aware = now if now.tzinfo else now.replace(tzinfo=UTC)
+        return aware.astimezone(self.timezone).replace(tzinfo=None)
 
     @classmethod
-    def build(cls, rules: Iterable[Rule], version: str = "") -> Snapshot:
+    def build(cls, rules: Iterable[Rule], version: str = "", timezone: ZoneInfo | None = None) -> Snapshot:
         exact: dict[str, list[Rule]] = {}
         below: dict[str, list[Rule]] = {}
         ordered = tuple(rules)
@@ -32,6 +40,7 @@ class Snapshot:
             MappingProxyType({k: tuple(v) for k, v in exact.items()}),
             MappingProxyType({k: tuple(v) for k, v in below.items()}),
             version,
+            timezone or ZoneInfo("UTC"),
         )
 
     def matching(self, host: str) -> tuple[Rule, ...]:

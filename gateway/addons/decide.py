@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from mitmproxy import http
 
@@ -16,7 +17,7 @@ from gateway.addons.handoff import METADATA_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
 from gateway.identity import IdentityResolver
-from policies.decision import Decision, ReasonCode, decide_request, deny
+from policies.decision import Decision, ReasonCode, RequestFacts, decide_request, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
@@ -54,9 +55,9 @@ class RequestDecider:
                 return deny(ReasonCode.BAD_HOST, f"Host {asked} does not match the tunnel to {handoff.host}"), \
                     session.inmate_number
             host = handoff.host
-        if request.headers.get("upgrade", "").lower() == "websocket":
-            return deny(ReasonCode.METHOD_NOT_ALLOWED, "WebSocket is not allowed here"), session.inmate_number
-        decision = decide_request(request.method, host, request.path, session.subject, self._policy())
+        facts = RequestFacts(request.method, host, handoff.port if handoff.host else request.port, request.path,
+                             websocket=request.headers.get("upgrade", "").lower() == "websocket")
+        decision = decide_request(facts, session.subject, self._policy(), now=datetime.now(UTC))
         return decision, session.inmate_number
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
