@@ -6,7 +6,9 @@ assignment, so a reader sees the old snapshot or the new one, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,5 +90,11 @@ class PolicyHolder:
 
 
 def _version(rules: list[Rule]) -> str:
-    digest = hashlib.sha256(repr(rules).encode()).hexdigest()
-    return digest[:12]
+    """The same rules give the same version in every process (sets are sorted, not hash-ordered)."""
+    def plain(value: object) -> object:
+        if isinstance(value, frozenset | set):
+            return sorted(str(v) for v in value)
+        return str(value)
+
+    text = json.dumps([dataclasses.asdict(r) for r in rules], default=plain, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

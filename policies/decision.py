@@ -107,7 +107,9 @@ def _condition_failure(rule: Rule, who: Subject, local: datetime) -> Reason | No
     if (rule.groups or rule.inmates) and who.inmate not in rule.inmates and not (rule.groups & who.groups):
         return Reason(ReasonCode.NOT_IN_SCOPE, f"{who.inmate} is not in the rule's groups or inmates", rule.id)
     if rule.terminals and who.terminal_kind not in rule.terminals:
-        return Reason(ReasonCode.TERMINAL_KIND, f"not on a {who.terminal_kind} terminal", rule.id)
+        kinds = " or ".join(sorted(rule.terminals))
+        return Reason(ReasonCode.TERMINAL_KIND, f"only on {kinds} terminals, not {who.terminal_kind or 'this one'}",
+                      rule.id)
     if rule.valid_from and local < rule.valid_from:
         return Reason(ReasonCode.NOT_VALID_NOW, f"valid from {rule.valid_from:%Y-%m-%d %H:%M}", rule.id)
     if rule.valid_until and local >= rule.valid_until:

@@ -143,3 +143,29 @@ def test_bad_settings_stop_with_the_setting_named(tmp_path: Path) -> None:
 def test_uninitialised_database_is_reported(tmp_path: Path) -> None:
     result = gatehouse(tmp_path / "empty", "inmate", "list")
     assert result.returncode == 2 and "no database at" in result.stderr and "gatehouse init" in result.stderr
+
+
+def test_policy_explain(tmp_path: Path) -> None:
+    data_dir = tmp_path / "explain"
+    assert gatehouse(data_dir, "init").returncode == 0
+    gatehouse(data_dir, "terminal", "add", "--name", "class-1", "--address", "10.0.0.2", "--kind", "classroom")
+    gatehouse(data_dir, "inmate", "add", "--number", "A1", "--name", "Jo", "--group", "learners")
+    (data_dir / "policies" / "example.yaml").write_text(
+        "rules:\n  - id: school\n    allow: [learn.example.org]\n    groups: [learners]\n    terminals: [classroom]\n"
+        "    windows: ['mon-fri 08:00-16:00']\n    paths: [/courses]\n"
+        "  - id: no-forum\n    deny: [learn.example.org]\n    paths: [/courses/forum]\n")
+    base = ["policy", "explain", "--inmate", "a1", "--terminal", "class-1", "--at", "2026-11-23T09:00"]
+    allowed = gatehouse(data_dir, *base, "--url", "https://learn.example.org/courses/1")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "decision: ALLOW (inspect)" in allowed.stdout and "rule-allow[school]" in allowed.stdout
+    forum = gatehouse(data_dir, *base, "--url", "https://learn.example.org/courses/forum/x")
+    assert forum.returncode == 1 and "rule-deny[no-forum]" in forum.stdout
+    evening = gatehouse(data_dir, "policy", "explain", "--inmate", "A1", "--terminal", "class-1",
+                        "--at", "2026-11-23T18:30", "--url", "https://learn.example.org/courses/1")
+    assert evening.returncode == 1 and "outside mon-fri 08:00-16:00" in evening.stdout
+    post = gatehouse(data_dir, *base, "--method", "POST", "--url", "https://learn.example.org/courses/1")
+    assert post.returncode == 1 and "POST is not allowed" in post.stdout
+    bad = gatehouse(data_dir, *base, "--url", "ftp://x")
+    assert bad.returncode == 2 and "must be an http:// or https:// URL" in bad.stderr
+    unknown = gatehouse(data_dir, "policy", "explain", "--inmate", "Z9", "--url", "http://a.org/")
+    assert unknown.returncode == 2 and "no inmate with number 'Z9'" in unknown.stderr

@@ -59,7 +59,8 @@ def data_dir(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    serving = args.command in ("run", "demo")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if serving else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         for noisy in ("mitmproxy", "alembic", "aiohttp.access"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from gatehouse.ca import ca_cert_file, create_ca
 from gatehouse.db.engine import make_engine, session_factory, upgrade
 from gatehouse.db.models import AuditRecord
 from gatehouse.errors import InvalidInput
+from gatehouse.explain import explain
 from gatehouse.facility import ensure_facility
 from gatehouse.kernel import Kernel, record_now, write_secret
 from gatehouse.policy_store import check_files
@@ -59,6 +60,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p = policy.add_parser("check", parents=[common], help="validate policy files; errors as file:line: message")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.set_defaults(handler=cmd_policy_check)
+
+    p = policy.add_parser("explain", parents=[common], help="show the decision for an inmate and a URL, and why")
+    p.add_argument("--inmate", required=True, help="inmate number")
+    p.add_argument("--url", required=True, help="http:// or https:// URL")
+    p.add_argument("--terminal", help="terminal name (its kind matters to some rules)")
+    p.add_argument("--at", type=_when_local, help="time in the facility's zone, ISO 8601 (default: now)")
+    p.add_argument("--method", default="GET", help="HTTP method (default GET)")
+    p.set_defaults(handler=cmd_policy_explain)
 
     audit = commands.add_parser("audit", parents=[common], help="audit log").add_subparsers(
         dest="audit_command", metavar="ACTION", required=True)
@@ -186,6 +195,31 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {len(result.rules)} rule(s) in {len(args.files)} file(s)")
     return 0
+
+
+def _when_local(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T09:30") from None
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    kernel = Kernel.open(load_settings(args.data_dir))
+    try:
+        if not kernel.policies.load():
+            for error in kernel.policies.errors:
+                print(error, file=sys.stderr)
+            print("the policy has errors; fix them first (gatehouse policy check)", file=sys.stderr)
+            return 1
+        at = args.at or datetime.now(UTC)
+        with kernel.factory() as session:
+            result = explain(session, kernel.policies.snapshot, inmate=args.inmate, url=args.url,
+                             terminal=args.terminal, at=at, method=args.method)
+        print("\n".join(result.lines()))
+    finally:
+        kernel.engine.dispose()
+    return 0 if result.final.allowed else 1
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
