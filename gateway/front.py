@@ -16,12 +16,14 @@ from typing import Any
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
-from gatehouse.settings import ResolveTable, lookup
+from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
 from gateway.identity import Identity, IdentityResolver
+from gateway.sni import read_client_hello, sni_mismatch
 from gateway.splice import Meter, splice
+from gateway.upstream import UpstreamRefused, upstream_address
 from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Verdict, decide_connect, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
@@ -143,7 +145,7 @@ class Front:
         started = time.monotonic()
         meter = Meter()
         if decision.allowed and decision.mode is Mode.PASSTHROUGH:
-            await self._passthrough(host, port, head, reader, writer, meter)
+            await self._passthrough(identity, host, port, head, reader, writer, meter)
         else:
             await self._handoff(identity, head, decision, reader, writer, meter, host=host, port=port)
         await self._closed(head, identity, host, meter, started)
@@ -180,18 +182,32 @@ class Front:
         up_writer.write(head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest)
         await splice(reader, writer, up_reader, up_writer, meter)
 
-    async def _passthrough(self, host: str, port: int, head: Head, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter, meter: Meter) -> None:
-        target = lookup(self._resolve, host, port) or (host, port)
+    async def _passthrough(self, identity: Identity, host: str, port: int, head: Head,
+                           reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter) -> None:
+        """Splice without interception, after checking the upstream address and that SNI names the host."""
+        try:
+            target = await upstream_address(host, port, self._resolve, self._policy())
+        except UpstreamRefused as exc:
+            await self._refuse(writer, head, identity, deny(ReasonCode.BAD_HOST, str(exc)), host=host)
+            return
+        writer.write(CONNECT_OK)
+        try:
+            hello, sni = await read_client_hello(reader, head.rest)
+        except (ValueError, TimeoutError) as exc:
+            await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
+                               deny(ReasonCode.BAD_HOST, f"not a TLS tunnel: {exc}"), host)
+            return
+        if (problem := sni_mismatch(sni, host)) is not None:
+            await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
+                               deny(ReasonCode.BAD_HOST, problem), host)
+            return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
         except (TimeoutError, OSError) as exc:
-            writer.write(response_bytes(502, f"gateway: cannot reach {host}: {exc}\n".encode(), _TEXT))
+            log.warning("front: cannot reach %s (%s): %s", host, target[0], exc)
             return
-        writer.write(CONNECT_OK)
-        if head.rest:
-            up_writer.write(head.rest)
-            meter.up += len(head.rest)
+        up_writer.write(hello)
+        meter.up += len(hello)
         await splice(reader, writer, up_reader, up_writer, meter)
 
     async def _record(self, writer: asyncio.StreamWriter, head: Head, identity: Identity, tag: Tag,

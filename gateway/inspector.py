@@ -21,7 +21,8 @@ from gatehouse.errors import GatehouseError
 from gatehouse.settings import ResolveTable
 from gateway.addons.decide import RequestDecider
 from gateway.addons.handoff import HandoffBinder
-from gateway.addons.resolve import ResolveOverride
+from gateway.addons.resolve import UpstreamGuard
+from gateway.addons.tlsguard import SniGuard
 from gateway.identity import IdentityResolver
 from policies.snapshot import Snapshot
 
@@ -42,9 +43,11 @@ class Inspector:
             raise InspectorError(f"setting proxy.upstream_ca_file: no such file {upstream_ca_file}")
         self._ca_dir = ca_dir
         self._upstream_ca_file = upstream_ca_file
+        binder = HandoffBinder(key)
         self._addons = [
-            HandoffBinder(key),
-            ResolveOverride(resolve),
+            binder,
+            SniGuard(binder),
+            UpstreamGuard(resolve, policy),
             RequestDecider(policy=policy, identity=identity, audit=audit, portal_url=portal_url),
         ]
         self._master: Master | None = None

@@ -109,7 +109,7 @@ async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
 POLICY = """\
 rules:
   - id: allowed
-    allow: [allowed.test, "*.allowed.test"]
+    allow: [allowed.test, "*.allowed.test", www.allowed.test, cdn.allowed.test]
   - id: no-mail
     deny: [mail.test]
   - id: direct

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mitmproxy import http
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
-from gateway.addons.handoff import METADATA_KEY
+from gateway.addons.handoff import METADATA_KEY, REFUSED_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
 from gateway.identity import IdentityResolver
@@ -42,6 +42,8 @@ class RequestDecider:
             return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal"), ""
         request = flow.request
         host = request.pretty_host
+        if (refused := flow.metadata.get(REFUSED_KEY)) is not None:
+            return deny(ReasonCode.BAD_HOST, refused), session.inmate_number
         if handoff.host:  # inside a CONNECT tunnel: the front decided the tunnel for one session and host
             if handoff.verdict != "allow":
                 return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule), handoff.inmate

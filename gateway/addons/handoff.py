@@ -10,12 +10,21 @@ from gateway.handoff import HEADER, Handoff, HandoffError, verify
 
 log = logging.getLogger(__name__)
 METADATA_KEY = "gatehouse.handoff"
+REFUSED_KEY = "gatehouse.refused"
 
 
 class HandoffBinder:
     def __init__(self, key: bytes) -> None:
         self._key = key
         self._by_client: dict[str, Handoff] = {}
+        self._refused: dict[str, str] = {}
+
+    def handoff_for(self, client_id: str) -> Handoff | None:
+        return self._by_client.get(client_id)
+
+    def refuse(self, client_id: str, reason: str) -> None:
+        """Every later request on this connection is denied with `reason` (e.g. a TLS check failed)."""
+        self._refused[client_id] = reason
 
     def _bind(self, flow: http.HTTPFlow) -> None:
         value = flow.request.headers.pop(HEADER, None)
@@ -27,6 +36,8 @@ class HandoffBinder:
                 self._by_client.pop(flow.client_conn.id, None)
         if (bound := self._by_client.get(flow.client_conn.id)) is not None:
             flow.metadata[METADATA_KEY] = bound
+        if (reason := self._refused.get(flow.client_conn.id)) is not None:
+            flow.metadata[REFUSED_KEY] = reason
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._bind(flow)
@@ -38,3 +49,4 @@ class HandoffBinder:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._by_client.pop(client.id, None)
+        self._refused.pop(client.id, None)
