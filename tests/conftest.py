@@ -93,8 +93,7 @@ async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert("allowed.test", "www.allowed.test", "cdn.allowed.test", "other.test", "mail.test",
-                       "passthrough.test").configure_cert(context)
+    test_ca.issue_cert(*HOSTS).configure_cert(context)
     plain, tls = web.TCPSite(runner, "127.0.0.1", 0), web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await plain.start()
     await tls.start()
@@ -115,7 +114,16 @@ rules:
   - id: direct
     mode: passthrough
     allow: [passthrough.test]
+  - id: lms
+    allow: [lms.test]
+    paths: [/courses]
+    methods: [GET, POST]
+  - id: lms-no-forum
+    deny: [lms.test]
+    paths: [/courses/forum]
 """
+HOSTS = ["allowed.test", "www.allowed.test", "cdn.allowed.test", "rebind.allowed.test", "other.test", "mail.test",
+         "passthrough.test", "lms.test"]
 
 
 def platform_settings(data_dir: Path, origin: Origin, database_url: str = "") -> Settings:
@@ -123,9 +131,8 @@ def platform_settings(data_dir: Path, origin: Origin, database_url: str = "") ->
     if database_url:
         overrides["database.url"] = database_url
     settings = initialise(data_dir, overrides, quiet=True)
-    hosts = ["allowed.test", "www.allowed.test", "cdn.allowed.test", "other.test", "mail.test", "passthrough.test"]
-    resolve = [f"{h}:80=127.0.0.1:{origin.http_port}" for h in hosts]
-    resolve += [f"{h}:443=127.0.0.1:{origin.https_port}" for h in hosts]
+    resolve = [f"{h}:80=127.0.0.1:{origin.http_port}" for h in HOSTS]
+    resolve += [f"{h}:443=127.0.0.1:{origin.https_port}" for h in HOSTS]
     (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
     (settings.policy_dir / "test.yaml").write_text(POLICY, encoding="utf-8")
     populate(settings)

@@ -115,8 +115,9 @@ class CurlResult:
 
 async def curl(platform: Platform, url: str, *, interface: str = CELL, method: str = "GET",
                data: str | None = None, cacert: str | None = None) -> CurlResult:
-    args = ["curl", "-s", "-S", "--max-time", "15", "--proxy", f"http://{platform.proxy}", "--interface", interface,
-            "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert", cacert or platform.ca_file]
+    args = ["curl", "-s", "-S", "--path-as-is", "--max-time", "15", "--proxy", f"http://{platform.proxy}",
+            "--interface", interface, "-o", "-", "-w", "\n%{http_code}", "-X", method,
+            "--cacert", cacert or platform.ca_file]
     if data is not None:
         args += ["--data", data]
     proc = await asyncio.create_subprocess_exec(*args, url, stdout=asyncio.subprocess.PIPE,
