@@ -102,7 +102,7 @@ def deny(code: ReasonCode, detail: str, rule_id: str = "", trace: tuple[Reason, 
     return Decision(Verdict.DENY, (Reason(code, detail, rule_id),), trace=trace)
 
 
-def _condition_failure(rule: Rule, who: Subject, local: datetime) -> Reason | None:
+def _condition_failure(rule: Rule, who: Subject, local: datetime | None) -> Reason | None:
     """Why this rule does not apply to this person here and now, or None when it applies."""
     if (rule.groups or rule.inmates) and who.inmate not in rule.inmates and not (rule.groups & who.groups):
         return Reason(ReasonCode.NOT_IN_SCOPE, f"{who.inmate} is not in the rule's groups or inmates", rule.id)
@@ -110,6 +110,8 @@ def _condition_failure(rule: Rule, who: Subject, local: datetime) -> Reason | No
         kinds = " or ".join(sorted(rule.terminals))
         return Reason(ReasonCode.TERMINAL_KIND, f"only on {kinds} terminals, not {who.terminal_kind or 'this one'}",
                       rule.id)
+    if local is None:
+        return None
     if rule.valid_from and local < rule.valid_from:
         return Reason(ReasonCode.NOT_VALID_NOW, f"valid from {rule.valid_from:%Y-%m-%d %H:%M}", rule.id)
     if rule.valid_until and local >= rule.valid_until:
@@ -127,10 +129,12 @@ def _applicable(facts: RequestFacts, who: Subject, policy: Snapshot, now: dateti
         host = canonical_host(facts.host)
     except HostError as exc:
         return deny(ReasonCode.BAD_HOST, str(exc))
-    local = policy.local(now)
+    local: datetime | None = None
     applying: list[Rule] = []
     trace: list[Reason] = []
     for rule in policy.matching(host):
+        if local is None and (rule.windows or rule.valid_from or rule.valid_until):
+            local = policy.local(now)  # only rules with time conditions need the facility's wall clock
         if facts.port not in rule.ports:
             trace.append(Reason(ReasonCode.BAD_PORT, f"port {facts.port} is not in the rule's ports", rule.id))
         elif (failure := _condition_failure(rule, who, local)) is not None:
@@ -174,8 +178,10 @@ def decide_request(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: 
     if isinstance(found, Decision):
         return found
     host, rules, trace = found
+    if not rules:
+        return _no_allow(host, facts, trace)
     method = facts.method.upper()
-    path = canonical_path(facts.path)
+    path = canonical_path(facts.path) if any(r.paths for r in rules) else facts.path
     denies = [r for r in rules if r.effect is Effect.DENY and method in r.methods
               and (not r.paths or any(path_has_prefix(path, p) for p in r.paths))]
     if denies:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -53,6 +54,7 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(value)
 
 
+@functools.lru_cache(maxsize=16384)
 def canonical_host(raw: str) -> str:
     """Lower case, IDNA (UTS #46) to ASCII, no trailing dot; IP literals in their one standard spelling."""
     host = raw.strip()
@@ -67,11 +69,14 @@ def canonical_host(raw: str) -> str:
             raise HostError(f"malformed IPv6 address {raw!r}") from None
         mapped = v6.ipv4_mapped
         return str(mapped) if mapped else str(v6)
-    v4 = parse_ipv4(host)
-    if v4 is not None:
-        return str(v4)
-    host = host.rstrip(".")
+    host = host.rstrip(".") or host
     lowered = host.lower()
+    last = lowered[lowered.rfind(".") + 1:]
+    # Only a name whose last label is numeric can be an IPv4 address (WHATWG URL "ends in a number").
+    if last and (last[0].isdigit() or last.startswith("0x")):
+        v4 = parse_ipv4(host)
+        if v4 is not None:
+            return str(v4)
     if len(lowered) <= 253 and _PLAIN.match(lowered) and "xn--" not in lowered:
         return lowered
     try:
@@ -82,6 +87,9 @@ def canonical_host(raw: str) -> str:
 
 
 def is_ip_literal(host: str) -> bool:
+    """For canonical hosts: a name never ends in a digit label here unless it is IPv4; IPv6 has a colon."""
+    if not host or not (host[-1].isdigit() or ":" in host):
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:

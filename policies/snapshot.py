@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from policies.rules import Rule
 
+MEMO_MAX = 65_536
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -18,6 +20,7 @@ class Snapshot:
     below: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     version: str = ""
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    _memo: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def local(self, now: datetime) -> datetime:
         """Wall-clock time in the facility for an aware (or naive UTC) instant."""
@@ -44,9 +47,19 @@ class Snapshot:
         )
 
     def matching(self, host: str) -> tuple[Rule, ...]:
-        """Rules whose host patterns cover `host` (already canonical): exact first, then each parent domain."""
+        """Rules whose host patterns cover `host` (already canonical): exact first, then each parent domain.
+
+        Answers are remembered per snapshot (a new policy is a new snapshot, so they never go stale)."""
+        if (known := self._memo.get(host)) is not None:
+            return known
         found = list(self.exact.get(host, ()))
-        labels = host.split(".")
-        for i in range(1, len(labels)):
-            found.extend(self.below.get(".".join(labels[i:]), ()))
-        return tuple(found)
+        dot = host.find(".")
+        while dot >= 0:
+            parent = host[dot + 1:]
+            if parent in self.below:
+                found.extend(self.below[parent])
+            dot = host.find(".", dot + 1)
+        if len(self._memo) >= MEMO_MAX:
+            self._memo.clear()
+        self._memo[host] = result = tuple(found)
+        return result
