@@ -146,3 +146,22 @@ async def test_portal_serves_the_facility_ca(platform: Platform) -> None:
     assert body.startswith("-----BEGIN CERTIFICATE-----")
     with open(platform.ca_file) as f:
         assert f.read() == body
+
+
+async def test_policy_file_changes_apply_while_running_and_broken_ones_do_not(platform: Platform,
+                                                                             origin: Origin) -> None:
+    async with platform.client(CELL) as browser:
+        await platform.login(browser)
+        assert (await curl(platform, "http://other.test/1")).status == 403
+        extra = platform.settings.policy_dir / "extra.yaml"
+        extra.write_text("rules:\n  - id: other\n    allow: [other.test]\n")
+        for _ in range(60):
+            if (await curl(platform, "http://other.test/2")).status == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the new rule did not apply within 6 s")
+        extra.write_text("rules:\n  - id: other\n    allow: [other.test]\n    colour: red\n")
+        await asyncio.sleep(3)  # more than one reload period
+        assert platform.up.kernel.policies.errors
+        assert (await curl(platform, "http://other.test/3")).status == 200  # the good snapshot stayed
