@@ -302,3 +302,13 @@ def test_unicode_rules_are_stored_in_canonical_form() -> None:
     assert str(rules[0].hosts[0]) == "xn--bcher-kva.de"
     assert connect("xn--bcher-kva.de", Snapshot.build(rules)).allowed
     assert connect("BÜCHER.de", Snapshot.build(rules)).allowed
+
+
+def test_the_readme_example_policy_is_valid() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    result = parse_policy(block, "README.md")
+    assert result.errors == []
+    assert len(result.rules) >= 8
