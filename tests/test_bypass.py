@@ -182,3 +182,15 @@ async def test_smuggling_after_a_clean_request_on_the_same_connection(logged_in:
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert [p for _, _, p in origin.seen] == ["/first"]
+
+
+async def test_http2_requests_are_decided_one_by_one(logged_in: Platform, origin: Origin) -> None:
+    args = ["curl", "-s", "--http2", "--proxy", f"http://{logged_in.proxy}", "--interface", CELL,
+            "--cacert", logged_in.ca_file, "-o", "/dev/null", "-w", "%{http_version} %{http_code}\n"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, "https://allowed.test/h2-ok", "--next", *args[1:], "-X", "POST", "https://allowed.test/h2-post",
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    lines = out.decode().split()
+    assert lines == ["2", "200", "2", "403"], lines
+    assert origin.saw("GET", "allowed.test", "/h2-ok") and not origin.saw("POST", "allowed.test", "/h2-post")
