@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from gatehouse.db.models import Terminal
 from gatehouse.errors import InvalidInput, NotFound
 from gatehouse.inmates import find_inmate
-from policies.decision import Decision, RequestFacts, Subject, decide_connect, decide_request
-from policies.rules import Mode
+from policies.decision import Decision, RequestFacts, Subject, UrlDecision, decide_url
 from policies.snapshot import Snapshot
 
 
@@ -23,15 +22,11 @@ class Explanation:
     subject: Subject
     facts: RequestFacts
     local: datetime
-    tunnel: Decision | None
-    request: Decision | None
+    decided: UrlDecision
 
     @property
     def final(self) -> Decision:
-        if self.tunnel is not None and (not self.tunnel.allowed or self.tunnel.mode is Mode.PASSTHROUGH):
-            return self.tunnel
-        assert self.request is not None
-        return self.request
+        return self.decided.final
 
     def lines(self) -> list[str]:
         final = self.final
@@ -42,7 +37,7 @@ class Explanation:
             f"{self.facts.method} {self.facts.host}:{self.facts.port}{self.facts.path}",
             f"decision: {final.verdict.upper()}" + (f" ({final.mode})" if final.allowed else ""),
         ]
-        for step, decision in (("tunnel", self.tunnel), ("request", self.request)):
+        for step, decision in (("tunnel", self.decided.tunnel), ("request", self.decided.request)):
             if decision is None:
                 continue
             out.append(f"{step}: {decision.verdict}")
@@ -78,10 +73,4 @@ def explain(session: Session, policy: Snapshot, *, inmate: str, url: str, termin
     scheme, facts = parse_url(url, method)
     if at.tzinfo is None:
         at = at.replace(tzinfo=policy.timezone if isinstance(policy.timezone, ZoneInfo) else None)
-    tunnel = None
-    if scheme == "https":
-        tunnel = decide_connect(RequestFacts("CONNECT", facts.host, facts.port), who, policy, now=at)
-    request = None
-    if tunnel is None or (tunnel.allowed and tunnel.mode is Mode.INSPECT):
-        request = decide_request(facts, who, policy, now=at)
-    return Explanation(who, facts, policy.local(at), tunnel, request)
+    return Explanation(who, facts, policy.local(at), decide_url(scheme, facts, who, policy, now=at))

@@ -16,8 +16,8 @@ from policies.paths import canonical_path, path_has_prefix
 from policies.rules import Effect, Mode, Rule
 from policies.snapshot import Snapshot
 
-__all__ = ["Decision", "Mode", "Reason", "ReasonCode", "RequestFacts", "Subject", "Verdict", "decide_connect",
-           "decide_request", "deny"]
+__all__ = ["Decision", "Mode", "Reason", "ReasonCode", "RequestFacts", "Subject", "UrlDecision", "Verdict",
+           "decide_connect", "decide_request", "decide_url", "deny"]
 
 
 class Verdict(enum.StrEnum):
@@ -202,3 +202,27 @@ def decide_request(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: 
             return Decision(Verdict.ALLOW, (Reason(ReasonCode.RULE_ALLOW, f"{method} {host}{path} is allowed",
                                                    rule.id),), Mode.INSPECT, tuple(trace + failures), rule.quota)
     return Decision(Verdict.DENY, (failures[0],), trace=tuple(trace + failures))
+
+
+@dataclass(frozen=True, slots=True)
+class UrlDecision:
+    """A URL as a browser would fetch it: the tunnel first for https, then the request if it is inspected."""
+
+    tunnel: Decision | None
+    request: Decision | None
+
+    @property
+    def final(self) -> Decision:
+        if self.request is not None:
+            return self.request
+        assert self.tunnel is not None
+        return self.tunnel
+
+
+def decide_url(scheme: str, facts: RequestFacts, who: Subject, policy: Snapshot, *, now: datetime) -> UrlDecision:
+    tunnel = None
+    if scheme == "https":
+        tunnel = decide_connect(RequestFacts("CONNECT", facts.host, facts.port), who, policy, now=now)
+        if not tunnel.allowed or tunnel.mode is Mode.PASSTHROUGH:
+            return UrlDecision(tunnel, None)
+    return UrlDecision(tunnel, decide_request(facts, who, policy, now=now))

@@ -85,6 +85,8 @@ async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
     async def handler(request: web.Request) -> web.Response:
         host = request.host.split(":")[0]
         result.seen.append((request.method, host, request.path_qs))
+        if request.path == "/redirect":
+            raise web.HTTPFound(request.query["to"])
         body = await request.read()
         return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
 

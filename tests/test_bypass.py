@@ -194,3 +194,22 @@ async def test_http2_requests_are_decided_one_by_one(logged_in: Platform, origin
     lines = out.decode().split()
     assert lines == ["2", "200", "2", "403"], lines
     assert origin.saw("GET", "allowed.test", "/h2-ok") and not origin.saw("POST", "allowed.test", "/h2-post")
+
+
+@pytest.mark.parametrize(("location", "blocked"), [
+    ("https://other.test/landing", True),
+    ("http://mail.test/inbox", True),
+    ("/elsewhere-on-the-same-site", False),
+    ("https://www.allowed.test/fine", False),
+])
+async def test_redirects_to_unreachable_hosts_get_the_block_page(logged_in: Platform, origin: Origin,
+                                                                 location: str, blocked: bool) -> None:
+    from urllib.parse import quote
+
+    result = await curl(logged_in, f"https://allowed.test/redirect?to={quote(location, safe='')}")
+    if blocked:
+        assert result.status == 403 and "allowed.test sent you on to" in result.body
+        assert any("sent you on to" in r for r in denied_records(logged_in))
+    else:
+        assert result.status == 302
+    assert not any(host in ("other.test", "mail.test") for _, host, _ in origin.seen)

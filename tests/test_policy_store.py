@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,11 @@ from gatehouse.policy_store import PolicyHolder
 
 
 @pytest.fixture
-def factory(database_url: str) -> sessionmaker[Session]:
+def factory(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url)
     upgrade(engine)
-    return session_factory(engine)
+    yield session_factory(engine)
+    engine.dispose()
 
 
 def test_files_and_database_rules_form_one_snapshot(tmp_path: Path, factory: sessionmaker[Session]) -> None:

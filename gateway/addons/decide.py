@@ -9,15 +9,18 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import urljoin
 
 from mitmproxy import http
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
+from gatehouse.errors import InvalidInput
+from gatehouse.explain import parse_url
 from gateway.addons.handoff import METADATA_KEY, REFUSED_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
 from gateway.identity import IdentityResolver
-from policies.decision import Decision, ReasonCode, RequestFacts, decide_request, deny
+from policies.decision import Decision, ReasonCode, RequestFacts, decide_request, decide_url, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
@@ -102,9 +105,41 @@ class RequestDecider:
                           decision=decision, reason=reason, status=status, bytes_up=up, bytes_down=down,
                           duration_ms=duration)
 
+    async def _redirect_refusal(self, flow: http.HTTPFlow, handoff: Handoff) -> Decision | None:
+        """A redirect to a place the inmate may not go is answered with the block page, saying where from."""
+        assert flow.response is not None
+        location = flow.response.headers.get("location", "")
+        if not 300 <= flow.response.status_code < 400 or not location:
+            return None
+        target = urljoin(flow.request.pretty_url, location)
+        identity = await self._identity.resolve(handoff.client)
+        if identity.session is None:
+            return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
+        try:
+            scheme, facts = parse_url(target, "GET")
+        except InvalidInput:
+            return deny(ReasonCode.BAD_HOST, f"{flow.request.pretty_host} redirects to something not a web page")
+        decision = decide_url(scheme, facts, identity.session.subject, self._policy(), now=datetime.now(UTC)).final
+        if decision.allowed:
+            return None
+        reason = decision.reasons[0]
+        return deny(reason.code, f"{flow.request.pretty_host} sent you on to {target}: {reason.detail}", reason.rule_id)
+
     async def response(self, flow: http.HTTPFlow) -> None:
         handoff: Handoff | None = flow.metadata.get(METADATA_KEY)
         if handoff is None or flow.metadata.get("gatehouse.denied") or flow.response is None:
+            return
+        refusal = await self._redirect_refusal(flow, handoff)
+        if refusal is not None:
+            flow.metadata["gatehouse.denied"] = True
+            try:
+                await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_REQUEST_DENIED, "deny",
+                                                    refusal.explanation))
+            except AuditUnavailable:
+                log.error("inspector: redirect refusal record lost for %s", flow.request.pretty_url)
+            page = BlockPage(urljoin(flow.request.pretty_url, flow.response.headers["location"]), _shown(refusal),
+                             self._portal_url, handoff.language)
+            flow.response = http.Response.make(403, page.render(), HEADERS)
             return
         try:
             await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_RESPONSE_DONE, "allow", "",
