@@ -104,6 +104,13 @@ class Front:
         try:
             head = await read_head(reader)
         except BadRequest as exc:
+            # Ambiguous or malformed framing is never forwarded; the attempt is recorded like any denial.
+            event = AuditEvent(Tag.GATEWAY_REQUEST_DENIED, "gateway", client_addr=address, decision="deny",
+                               reason=f"{ReasonCode.BAD_REQUEST}: {exc}", status=exc.status)
+            try:
+                await self._audit.write(event)
+            except AuditUnavailable:
+                log.error("front: record of a malformed request from %s lost", address)
             writer.write(response_bytes(exc.status, f"gateway: {exc}\n".encode(), _TEXT))
             return
         if head is None:

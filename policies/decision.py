@@ -30,6 +30,7 @@ class ReasonCode(enum.StrEnum):
     NO_SESSION = "no-session"
     INMATE_NOT_ACTIVE = "inmate-not-active"
     BAD_HOST = "bad-host"
+    BAD_REQUEST = "bad-request"
     BAD_PORT = "bad-port"
     IP_LITERAL = "ip-literal"
     RULE_DENY = "rule-deny"
