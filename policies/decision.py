@@ -65,6 +65,8 @@ class Subject:
     terminal: str
     terminal_kind: str
     session: str
+    courses: frozenset[str] = frozenset()
+    in_visit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +107,12 @@ def deny(code: ReasonCode, detail: str, rule_id: str = "", trace: tuple[Reason, 
 
 def _condition_failure(rule: Rule, who: Subject, local: datetime | None) -> Reason | None:
     """Why this rule does not apply to this person here and now, or None when it applies."""
-    if (rule.groups or rule.inmates) and who.inmate not in rule.inmates and not (rule.groups & who.groups):
-        return Reason(ReasonCode.NOT_IN_SCOPE, f"{who.inmate} is not in the rule's groups or inmates", rule.id)
+    if (rule.groups or rule.inmates or rule.courses) and who.inmate not in rule.inmates \
+            and not (rule.groups & who.groups) and not (rule.courses & who.courses):
+        return Reason(ReasonCode.NOT_IN_SCOPE, f"{who.inmate} is not in the rule's groups, inmates or courses",
+                      rule.id)
+    if rule.visit and not who.in_visit:
+        return Reason(ReasonCode.NOT_IN_SCOPE, "only during a video visit", rule.id)
     if rule.terminals and who.terminal_kind not in rule.terminals:
         kinds = " or ".join(sorted(rule.terminals))
         return Reason(ReasonCode.TERMINAL_KIND, f"only on {kinds} terminals, not {who.terminal_kind or 'this one'}",

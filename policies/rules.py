@@ -34,7 +34,8 @@ TERMINAL_KINDS = frozenset({"cell", "classroom", "library", "booth"})
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,63}$")
 RULE_KEYS = frozenset({"id", "allow", "deny", "mode", "methods", "description", "paths", "ports", "websocket",
-                       "groups", "inmates", "terminals", "windows", "valid_from", "valid_until", "quota"})
+                       "groups", "inmates", "courses", "visit", "terminals", "windows", "valid_from", "valid_until",
+                       "quota"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ class Rule:
     valid_until: datetime | None = None
     quota: str = "general"
     line: int = 0
+    courses: frozenset[str] = frozenset()
+    visit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,8 @@ def _rule(node: yaml.Node, source: str) -> Rule:
     websocket = _bool(fields["websocket"]) if "websocket" in fields else False
     groups = frozenset(_names(fields, "groups", lower=True))
     inmates = frozenset(_names(fields, "inmates", lower=False))
+    courses = frozenset(_names(fields, "courses", lower=True))
+    visit = _bool(fields["visit"]) if "visit" in fields else False
     terminals = frozenset(_names(fields, "terminals", lower=True))
     if bad := sorted(terminals - TERMINAL_KINDS):
         kinds = ", ".join(sorted(TERMINAL_KINDS))
@@ -194,7 +199,8 @@ def _rule(node: yaml.Node, source: str) -> Rule:
     quota = str(fields["quota"].value) if "quota" in fields else "general"
     description = str(fields["description"].value) if "description" in fields else ""
     return Rule(rule_id, effect, tuple(hosts), mode, methods, description, source, paths, ports, websocket,
-                groups, inmates, terminals, tuple(windows), valid_from, valid_until, quota, _line(node))
+                groups, inmates, terminals, tuple(windows), valid_from, valid_until, quota, _line(node), courses,
+                visit)
 
 
 def _path(text: str, node: yaml.Node) -> str:

@@ -192,11 +192,19 @@ rules:
   - id: alt-port
     allow: [media.example.org]
     ports: [8443]
+  - id: course-site
+    allow: [cooking.example.org]
+    courses: [cook-101]
+  - id: video
+    allow: [meet.example.org]
+    visit: true
 """
 TZ = ZoneInfo("Europe/Brussels")
 LEARNER_IN_CLASS = Subject("A100", frozenset({"learners"}), "class-1", "classroom", "s")
 LEARNER_IN_CELL = Subject("A100", frozenset({"learners"}), "cell-1", "cell", "s")
 OTHER = Subject("B200", frozenset(), "cell-2", "cell", "s")
+ENROLLED = Subject("C300", frozenset(), "cell-3", "cell", "s", courses=frozenset({"cook-101"}))
+IN_VISIT = Subject("D400", frozenset(), "booth-1", "booth", "s", in_visit=True)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +230,10 @@ def at(text: str) -> datetime:
     ("family.example.org", OTHER, "2026-12-23T23:59", False, ReasonCode.NOT_VALID_NOW),
     ("family.example.org", OTHER, "2026-12-24T00:00", True, ReasonCode.RULE_ALLOW),
     ("family.example.org", OTHER, "2026-12-27T00:00", False, ReasonCode.NOT_VALID_NOW),
+    ("cooking.example.org", ENROLLED, "2026-11-23T22:00", True, ReasonCode.RULE_ALLOW),
+    ("cooking.example.org", OTHER, "2026-11-23T22:00", False, ReasonCode.NOT_IN_SCOPE),
+    ("meet.example.org", IN_VISIT, "2026-11-23T15:00", True, ReasonCode.RULE_ALLOW),
+    ("meet.example.org", OTHER, "2026-11-23T15:00", False, ReasonCode.NOT_IN_SCOPE),
 ])
 def test_scopes_and_conditions(scoped: Snapshot, host: str, who: Subject, when: str, allowed: bool,
                                code: ReasonCode) -> None:
