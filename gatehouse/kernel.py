@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, make_url
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatehouse.audit import AuditEvent, DatabaseAuditWriter
+from gatehouse.audit import AuditEvent, SegmentAuditWriter
+from gatehouse.audit.chain import link
+from gatehouse.audit.segments import SegmentAppender, node_lock, recover
+from gatehouse.audit.shipper import Shipper, ship_forever, shipped_up_to
+from gatehouse.audit.writer import body_of
 from gatehouse.bus import ControlBus, InProcessBus
 from gatehouse.db.engine import make_engine, pending_migrations, session_factory
-from gatehouse.db.models import AuditRecord
 from gatehouse.errors import GatehouseError
 from gatehouse.policy_store import PolicyHolder
 from gatehouse.sessions import SessionPolicy
@@ -38,12 +44,6 @@ def write_secret(settings: Settings) -> bool:
     return True
 
 
-def record_now(factory: sessionmaker[Session], event: AuditEvent) -> None:
-    """Write one record in its own transaction: for the CLI, where there is no writer task."""
-    with factory.begin() as session:
-        session.execute(insert(AuditRecord), [event.as_row()])
-
-
 @dataclass
 class Kernel:
     settings: Settings
@@ -51,7 +51,29 @@ class Kernel:
     factory: sessionmaker[Session]
     policies: PolicyHolder
     bus: ControlBus = field(default_factory=InProcessBus)
-    audit: DatabaseAuditWriter | None = None
+    audit: SegmentAuditWriter | None = None
+    _shipping: asyncio.Task[None] | None = None
+
+    @property
+    def shipper(self) -> Shipper:
+        if self._shipper is None:
+            self._shipper = Shipper(self.factory, self.settings.audit_dir)
+        return self._shipper
+
+    _shipper: Shipper | None = None
+
+    def record_now(self, event: AuditEvent) -> None:
+        """For the CLI, where no writer task runs: append to the CLI's own chain under a lock, fsync, ship."""
+        node = f"{self.settings.node}-cli"
+        folder = self.settings.audit_dir / node
+        with node_lock(folder):
+            seq, prev = recover(folder)
+            appender = SegmentAppender(folder)
+            try:
+                appender.append([link(node, seq + 1, prev, body_of(event))])
+            finally:
+                appender.close()
+            self.shipper.ship_node(node)
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Kernel:
@@ -72,10 +94,31 @@ class Kernel:
         return SessionPolicy.from_settings(self.settings)
 
     async def start(self) -> None:
-        self.audit = DatabaseAuditWriter(self.factory)
-        await self.audit.start()
+        node = self.settings.node
+        self.audit = SegmentAuditWriter(self.settings.audit_dir / node, node)
+        await self.audit.start(await asyncio.to_thread(shipped_up_to, self.factory, node))
+        writer = self.audit
+
+        def progress() -> None:
+            writer.shipped_seq = max(writer.shipped_seq, self.shipper.shipped(node))
+
+        self._shipping = asyncio.create_task(ship_forever(self.shipper, writer.committed, progress),
+                                             name="audit-shipper")
+
+    async def ship(self) -> int:
+        """Copy every durable record into the database now (tests and shutdown)."""
+        sent: int = await asyncio.to_thread(self.shipper.ship_all)
+        if self.audit is not None:
+            self.audit.shipped_seq = max(self.audit.shipped_seq, self.shipper.shipped(self.audit.node))
+        return sent
 
     async def close(self) -> None:
         if self.audit is not None:
             await self.audit.close()
+        if self._shipping is not None:
+            self._shipping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._shipping
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await self.ship()
         self.engine.dispose()

@@ -7,6 +7,8 @@ the README table and validation all come from that table.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +107,13 @@ def _resolve_list(value: Any) -> tuple[Resolve, ...]:
 LANGUAGES = ("en", "nl", "fr", "de")
 
 
+def _node_name(value: Any) -> str:
+    text = _text(value)
+    if text and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$", text):
+        raise ValueError("must be letters, digits, '.', '_' or '-' (at most 48)")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -139,6 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sessions.idle_minutes", 15, "An inmate session ends after this many idle minutes.", _positive),
     Setting("sessions.max_hours", 8, "An inmate session ends this many hours after login at the latest.",
             _positive),
+    Setting("audit.node", "", "This node's name in the audit chain; empty means the host name.", _node_name),
     Setting("login.max_attempts", 5, "Wrong PINs in a row before an inmate account is locked.", _positive),
     Setting("login.lock_minutes", 15, "How long a locked inmate account stays locked.", _positive),
 )
@@ -170,6 +180,15 @@ class Settings:
     @property
     def policy_dir(self) -> Path:
         return self.data_dir / "policies"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    @property
+    def node(self) -> str:
+        name: str = self.values["audit.node"]
+        return name or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:48] or "node"
 
     @property
     def secret_file(self) -> Path:

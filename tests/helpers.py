@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from sqlalchemy import select
 
+from gatehouse.audit.shipper import Shipper
 from gatehouse.ca import ca_cert_file
 from gatehouse.db.models import AuditRecord
 from gatehouse.facility import ensure_facility
@@ -83,6 +84,8 @@ class Platform:
             assert resp.status == 200, await resp.text()
 
     def records(self, **where: Any) -> list[AuditRecord]:
+        """Audit records in the database, after shipping every durable record there (as the shipper will)."""
+        Shipper(self.up.kernel.factory, self.settings.audit_dir).ship_all()
         with self.up.kernel.factory() as db:
             query = select(AuditRecord).order_by(AuditRecord.id)
             for key, value in where.items():

@@ -1,17 +1,17 @@
-"""Writing audit records: a caller waits until its record is committed; one commit covers a batch."""
+"""Writing audit records: a caller waits until its record is fsynced in the node's segment; one fsync covers
+a whole batch (group commit). The shipper then copies segments into the database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from sqlalchemy import insert
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
-
+from gatehouse.audit.chain import Linked, link
 from gatehouse.audit.records import AuditEvent
-from gatehouse.db.models import AuditRecord
+from gatehouse.audit.segments import SegmentAppender, recover
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +25,35 @@ class AuditSink(Protocol):
         """Return once the record is durable; raise AuditUnavailable otherwise."""
 
 
-class DatabaseAuditWriter:
-    """Group commit into the database: records queued while a commit runs go in the next one."""
+def body_of(event: AuditEvent) -> dict[str, Any]:
+    row = event.as_row()
+    row["at"] = event.at.isoformat(timespec="microseconds")
+    return row
 
-    def __init__(self, factory: sessionmaker[Session], *, max_queue: int = 10_000, max_batch: int = 500) -> None:
-        self._factory = factory
+
+class SegmentAuditWriter:
+    """Group commit into the node's segment files; refuses once the database lags too far behind."""
+
+    def __init__(self, folder: Path, node: str, *, max_queue: int = 10_000, max_batch: int = 1_000,
+                 max_unshipped: int = 100_000) -> None:
+        self.folder = folder
+        self.node = node
         self._queue: asyncio.Queue[tuple[AuditEvent, asyncio.Future[None]]] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
+        self._max_unshipped = max_unshipped
         self._task: asyncio.Task[None] | None = None
+        self._appender = SegmentAppender(folder)
+        self.seq, self.last_hash = 0, ""
+        self.shipped_seq = 0
+        self.committed = asyncio.Event()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-writer")
+    async def start(self, shipped_seq: int = 0) -> None:
+        self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder)
+        self.shipped_seq = min(shipped_seq, self.seq)
+        self._task = asyncio.create_task(self._run(), name=f"audit-writer-{self.node}")
 
     async def close(self) -> None:
-        """Flush what is queued, then stop."""
+        """Write what is queued, then stop."""
         if self._task is None:
             return
         await self._queue.join()
@@ -48,39 +63,55 @@ class DatabaseAuditWriter:
         except asyncio.CancelledError:
             pass
         self._task = None
+        self._appender.close()
+
+    @property
+    def backlog(self) -> int:
+        """Records durable in segments but not yet in the database."""
+        return self.seq - self.shipped_seq
 
     async def write(self, event: AuditEvent) -> None:
         if self._task is None or self._task.done():
-            raise AuditUnavailable("audit writer is not running")
+            raise AuditUnavailable("the audit writer is not running")
+        if self.backlog >= self._max_unshipped:
+            raise AuditUnavailable(f"the audit database is {self.backlog} records behind")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((event, done))
         except asyncio.QueueFull:
-            raise AuditUnavailable("audit queue is full") from None
+            raise AuditUnavailable("the audit queue is full") from None
         await done
 
-    def _commit(self, events: list[AuditEvent]) -> None:
-        with self._factory.begin() as session:
-            session.execute(insert(AuditRecord), [e.as_row() for e in events])
+    def _link(self, events: list[AuditEvent]) -> list[Linked]:
+        records = []
+        seq, prev = self.seq, self.last_hash
+        for event in events:
+            seq += 1
+            record = link(self.node, seq, prev, body_of(event))
+            records.append(record)
+            prev = record.hash
+        return records
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
+            batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            records = self._link([event for event, _ in batch])
             try:
-                await asyncio.to_thread(self._commit, [event for event, _ in batch])
-            except (SQLAlchemyError, OSError) as exc:
-                log.error("audit: could not commit %d records: %s", len(batch), exc)
-                error = AuditUnavailable(f"audit database refused the records: {exc.__class__.__name__}")
+                await asyncio.to_thread(self._appender.append, records)
+            except OSError as exc:
+                log.error("audit: cannot write %d records to %s: %s", len(batch), self.folder, exc)
+                error = AuditUnavailable(f"the audit segment cannot be written ({exc.strerror})")
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(error)
             else:
+                self.seq, self.last_hash = records[-1].seq, records[-1].hash
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+                self.committed.set()
             finally:
                 for _ in batch:
                     self._queue.task_done()

@@ -12,7 +12,7 @@ from gatehouse.db.models import TerminalKind
 from gatehouse.errors import InvalidInput
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate, list_inmates, set_pin
-from gatehouse.kernel import Kernel, record_now
+from gatehouse.kernel import Kernel
 from gatehouse.roster import apply_roster, parse_roster
 from gatehouse.settings import LANGUAGES, load_settings
 from gatehouse.terminals import add_terminal, list_terminals, remove_terminal
@@ -86,7 +86,7 @@ def cmd_terminal_add(args: argparse.Namespace) -> int:
         t = add_terminal(session, ensure_facility(session, kernel.settings), name=args.name,
                          address=args.address, kind=args.kind, unit=args.unit)
         summary = f"{t.name} {t.address} {t.kind} {t.unit}".strip()
-    record_now(kernel.factory, AuditEvent(Tag.ADMIN_TERMINAL_ADDED, "cli", actor="cli", terminal=args.name,
+    kernel.record_now(AuditEvent(Tag.ADMIN_TERMINAL_ADDED, "cli", actor="cli", terminal=args.name,
                                           reason=summary))
     print(f"added terminal {summary}")
     return 0
@@ -106,7 +106,7 @@ def cmd_terminal_remove(args: argparse.Namespace) -> int:
     kernel = _kernel(args)
     with kernel.factory.begin() as session:
         remove_terminal(session, args.name)
-    record_now(kernel.factory, AuditEvent(Tag.ADMIN_TERMINAL_REMOVED, "cli", actor="cli", terminal=args.name))
+    kernel.record_now(AuditEvent(Tag.ADMIN_TERMINAL_REMOVED, "cli", actor="cli", terminal=args.name))
     print(f"removed terminal {args.name}")
     return 0
 
@@ -118,7 +118,7 @@ def cmd_inmate_add(args: argparse.Namespace) -> int:
         inmate = add_inmate(session, ensure_facility(session, kernel.settings), number=args.number,
                             name=args.name, language=args.language, groups=args.group, pin=pin)
         number = inmate.number
-    record_now(kernel.factory, AuditEvent(Tag.ADMIN_INMATE_ADDED, "cli", actor="cli", reason=number))
+    kernel.record_now(AuditEvent(Tag.ADMIN_INMATE_ADDED, "cli", actor="cli", reason=number))
     print(f"added inmate {number}" + ("" if pin else " (no PIN yet: gatehouse inmate set-pin)"))
     return 0
 
@@ -154,7 +154,7 @@ def cmd_inmate_import(args: argparse.Namespace) -> int:
 
     with kernel.factory.begin() as session:
         apply_roster(session, ensure_facility(session, kernel.settings), report, progress)
-    record_now(kernel.factory, AuditEvent(Tag.ADMIN_INMATE_IMPORTED, "cli", actor="cli",
+    kernel.record_now(AuditEvent(Tag.ADMIN_INMATE_IMPORTED, "cli", actor="cli",
                                           reason=f"{args.file.name}: {report.added} added, {report.updated} updated"))
     print(f"imported {args.file}: {report.added} added, {report.updated} updated")
     return 0
@@ -165,6 +165,6 @@ def cmd_inmate_set_pin(args: argparse.Namespace) -> int:
     pin = _read_pin()
     with kernel.factory.begin() as session:
         number = set_pin(session, args.number, pin).number
-    record_now(kernel.factory, AuditEvent(Tag.ADMIN_INMATE_PIN_SET, "cli", actor="cli", reason=number))
+    kernel.record_now(AuditEvent(Tag.ADMIN_INMATE_PIN_SET, "cli", actor="cli", reason=number))
     print(f"PIN set for {number}")
     return 0

@@ -18,7 +18,7 @@ from gatehouse.db.models import AuditRecord
 from gatehouse.errors import InvalidInput
 from gatehouse.explain import explain
 from gatehouse.facility import ensure_facility
-from gatehouse.kernel import Kernel, record_now, write_secret
+from gatehouse.kernel import Kernel, write_secret
 from gatehouse.policy_store import check_files
 from gatehouse.settings import CONFIG_NAME, Resolve, Settings, default_config_text, load_settings
 
@@ -239,7 +239,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             out.close()
-    record_now(kernel.factory, AuditEvent(Tag.AUDIT_EXPORTED, "cli", actor="cli", reason=f"{count} records jsonl"))
+    kernel.record_now(AuditEvent(Tag.AUDIT_EXPORTED, "cli", actor="cli", reason=f"{count} records jsonl"))
     kernel.engine.dispose()
     if args.output:
         print(f"wrote {count} records to {args.output}", file=sys.stderr)

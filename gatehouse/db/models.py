@@ -143,11 +143,30 @@ class AuditRecord(Base):
     bytes_up: Mapped[int | None] = mapped_column(BigInteger)
     bytes_down: Mapped[int | None] = mapped_column(BigInteger)
     duration_ms: Mapped[int | None]
+    node: Mapped[str64] = mapped_column(default="")
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    hash: Mapped[str] = mapped_column(String(64), default="")
 
-    __table_args__ = (Index("ix_audit_records_actor_at", "actor", "at"),)
+    __table_args__ = (
+        Index("ix_audit_records_actor_at", "actor", "at"),
+        Index("uq_audit_records_node_seq", "node", "seq", unique=True),
+    )
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of a node's chain head: `verify` can tell a truncated tail from a quiet node."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[intpk]
+    node: Mapped[str64] = mapped_column(index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[utc]
+    signature: Mapped[str] = mapped_column(String(128))
 
 
 __all__ = [
-    "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession", "InmateStatus",
+    "AuditCheckpoint", "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession", "InmateStatus",
     "PolicyRule", "Terminal", "TerminalKind",
 ]
