@@ -17,7 +17,8 @@ from gatehouse.audit import AuditEvent, SegmentAuditWriter
 from gatehouse.audit.chain import link
 from gatehouse.audit.segments import SegmentAppender, node_lock, recover
 from gatehouse.audit.shipper import Shipper, ship_forever, shipped_up_to
-from gatehouse.audit.writer import body_of
+from gatehouse.audit.signing import Signer, ensure_signing_key, load_signer
+from gatehouse.audit.writer import body_of, checkpoint_now
 from gatehouse.bus import ControlBus, InProcessBus
 from gatehouse.db.engine import make_engine, pending_migrations, session_factory
 from gatehouse.errors import GatehouseError
@@ -53,6 +54,7 @@ class Kernel:
     bus: ControlBus = field(default_factory=InProcessBus)
     audit: SegmentAuditWriter | None = None
     _shipping: asyncio.Task[None] | None = None
+    _stop_shipping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def shipper(self) -> Shipper:
@@ -62,18 +64,31 @@ class Kernel:
 
     _shipper: Shipper | None = None
 
+    def signer(self) -> Signer:
+        """The node's checkpoint key, made on first use for data dirs older than checkpoints."""
+        ensure_signing_key(self.settings.data_dir)
+        return load_signer(self.settings.data_dir)
+
     def record_now(self, event: AuditEvent) -> None:
-        """For the CLI, where no writer task runs: append to the CLI's own chain under a lock, fsync, ship."""
+        """For the CLI, where no writer task runs: append to the CLI's own chain under a lock, fsync, sign a
+        checkpoint of it, ship."""
         node = f"{self.settings.node}-cli"
         folder = self.settings.audit_dir / node
+        signer = self.signer()
         with node_lock(folder):
             seq, prev = recover(folder)
             appender = SegmentAppender(folder)
             try:
-                appender.append([link(node, seq + 1, prev, body_of(event))])
+                record = link(node, seq + 1, prev, body_of(event, self.privileged_hosts))
+                appender.append([record])
             finally:
                 appender.close()
+            checkpoint_now(folder, signer, node, record.seq, record.hash)
             self.shipper.ship_node(node)
+
+    @property
+    def privileged_hosts(self) -> frozenset[str]:
+        return frozenset(self.settings.values["audit.privileged_hosts"])
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True) -> Kernel:
@@ -95,15 +110,24 @@ class Kernel:
 
     async def start(self) -> None:
         node = self.settings.node
-        self.audit = SegmentAuditWriter(self.settings.audit_dir / node, node)
+        values = self.settings.values
+        self.audit = SegmentAuditWriter(
+            self.settings.audit_dir / node, node, signer=await asyncio.to_thread(self.signer),
+            checkpoint_seconds=values["audit.checkpoint_seconds"], privileged=self.privileged_hosts,
+            max_unshipped=values["audit.max_backlog"])
         await self.audit.start(await asyncio.to_thread(shipped_up_to, self.factory, node))
         writer = self.audit
 
         def progress() -> None:
             writer.shipped_seq = max(writer.shipped_seq, self.shipper.shipped(node))
 
-        self._shipping = asyncio.create_task(ship_forever(self.shipper, writer.committed, progress),
-                                             name="audit-shipper")
+        self._stop_shipping = asyncio.Event()
+        self._shipping = asyncio.create_task(
+            ship_forever(self.shipper, writer.committed, self._stop_shipping, progress), name="audit-shipper")
+
+    def audit_nudge(self) -> None:
+        if self.audit is not None:
+            self.audit.committed.set()
 
     async def ship(self) -> int:
         """Copy every durable record into the database now (tests and shutdown)."""
@@ -116,9 +140,9 @@ class Kernel:
         if self.audit is not None:
             await self.audit.close()
         if self._shipping is not None:
-            self._shipping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._shipping
+            self._stop_shipping.set()
+            self.audit_nudge()
+            await self._shipping
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await self.ship()
         self.engine.dispose()

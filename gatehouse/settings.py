@@ -114,6 +114,14 @@ def _node_name(value: Any) -> str:
     return text
 
 
+def _host_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValueError("must be a list of host names")
+    return tuple(sorted({item.strip().lower().rstrip(".") for item in value}))
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -145,10 +153,17 @@ SETTINGS: tuple[Setting, ...] = (
             _resolve_list),
     Setting("proxy.upstream_ca_file", "", "Extra CA bundle (PEM) trusted for upstream servers, e.g. internal.",
             _text),
+    Setting("proxy.identity_grace_seconds", 60,
+            "During a database outage, how long an identity looked up before it is still trusted.", _positive),
     Setting("sessions.idle_minutes", 15, "An inmate session ends after this many idle minutes.", _positive),
     Setting("sessions.max_hours", 8, "An inmate session ends this many hours after login at the latest.",
             _positive),
     Setting("audit.node", "", "This node's name in the audit chain; empty means the host name.", _node_name),
+    Setting("audit.checkpoint_seconds", 60, "Seconds between signed checkpoints of the audit chain.", _positive),
+    Setting("audit.max_backlog", 100_000,
+            "Records that may wait in segment files for the database; past this the gateway refuses traffic.",
+            _positive),
+    Setting("audit.privileged_hosts", (), "Hosts (e.g. a lawyer's portal) recorded without paths.", _host_list),
     Setting("login.max_attempts", 5, "Wrong PINs in a row before an inmate account is locked.", _positive),
     Setting("login.lock_minutes", 15, "How long a locked inmate account stays locked.", _positive),
 )

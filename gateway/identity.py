@@ -1,19 +1,25 @@
 """Who is behind a client address: terminal, then open session, then inmate. Cached briefly, dropped on events.
 
-A lookup failure (database down) is an error the caller turns into a denial: identity fails closed.
+A lookup failure (database down) is an error the caller turns into a denial: identity fails closed. The one
+exception is an identity looked up successfully within the last `grace` seconds: during a short database
+outage, sessions already open carry on (their records wait in the audit segments); logins and logouts need
+the database and cannot happen meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.engine import utcnow
 from gatehouse.sessions import ActiveSession, SessionPolicy, resolve
 
+log = logging.getLogger(__name__)
 CACHE_S = 1.0
 TOUCH_EVERY_S = 30.0
 
@@ -31,9 +37,11 @@ class Identity:
 
 
 class IdentityResolver:
-    def __init__(self, factory: sessionmaker[Session], policy: SessionPolicy) -> None:
+    def __init__(self, factory: sessionmaker[Session], policy: SessionPolicy, grace: float = 0.0) -> None:
         self._factory = factory
         self._policy = policy
+        self._grace = grace
+        self._failing = False
         self._cache: dict[str, tuple[float, Identity]] = {}
         self._touched: dict[str, float] = {}
 
@@ -43,8 +51,20 @@ class IdentityResolver:
         if hit and now - hit[0] < CACHE_S:
             return hit[1]
         touch = now - self._touched.get(address, 0.0) > TOUCH_EVERY_S
-        terminal, active = await asyncio.to_thread(resolve, self._factory, self._policy, address, utcnow(),
-                                                   touch=touch)
+        try:
+            terminal, active = await asyncio.to_thread(resolve, self._factory, self._policy, address, utcnow(),
+                                                       touch=touch)
+        except SQLAlchemyError:
+            if hit and now - hit[0] < self._grace:
+                if not self._failing:
+                    log.error("identity: the database is unreachable; identities looked up in the last %.0f s "
+                              "stay in force, others are refused", self._grace)
+                    self._failing = True
+                return hit[1]
+            raise
+        if self._failing:
+            log.warning("identity: the database answers again")
+            self._failing = False
         if touch and active:
             self._touched[address] = now
         identity = Identity(address, terminal.name if terminal else "", terminal.kind if terminal else "", active)

@@ -26,7 +26,8 @@ class Gateway:
         self._kernel = kernel
         key = read_secret(settings)
         resolve = resolve_table(settings["proxy.resolve"])
-        self.identity = IdentityResolver(kernel.factory, kernel.session_policy)
+        self.identity = IdentityResolver(kernel.factory, kernel.session_policy,
+                                         grace=settings["proxy.identity_grace_seconds"])
         self.inspector = Inspector(
             ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
             portal_url=settings.portal_url, resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])

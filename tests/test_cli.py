@@ -121,14 +121,16 @@ def test_policy_check(tmp_path: Path, data_dir: Path) -> None:
 def test_audit_export_jsonl(data_dir: Path) -> None:
     result = gatehouse(data_dir, "audit", "export", "--format", "jsonl")
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    records = [r for r in lines if r["kind"] == "record"]
+    assert {r["kind"] for r in lines} == {"record", "checkpoint"}  # the copy carries its signed checkpoints
     tags = [r["tag"] for r in records]
     assert "admin:terminal:added" in tags and "admin:inmate:added" in tags
     assert all(set(r) >= {"id", "at", "plane", "tag", "actor", "decision", "reason"} for r in records)
     again = gatehouse(data_dir, "audit", "export", "--since", "2999-01-01T00:00")
     assert again.stdout == ""
-    last = [json.loads(line) for line in gatehouse(data_dir, "audit", "export").stdout.splitlines()][-1]
-    assert last["tag"] == "audit:records:exported"
+    again = [json.loads(line) for line in gatehouse(data_dir, "audit", "export").stdout.splitlines()]
+    assert [r for r in again if r["kind"] == "record"][-1]["tag"] == "audit:records:exported"
 
 
 def test_bad_settings_stop_with_the_setting_named(tmp_path: Path) -> None:

@@ -137,5 +137,7 @@ async def test_run_on_a_data_dir_made_with_the_cli(tmp_path: Path, origin: Origi
     assert origin.seen == [("GET", "allowed.test", "/a"), ("GET", "allowed.test", "/b")]
     export = subprocess.run([sys.executable, "-m", "gatehouse.cli", "audit", "export", "--data-dir", data_dir],
                             capture_output=True, text=True, timeout=60)
-    tags = [json.loads(line)["tag"] for line in export.stdout.splitlines()]
+    lines = [json.loads(line) for line in export.stdout.splitlines()]
+    tags = [line["tag"] for line in lines if line["kind"] == "record"]
+    assert any(line["kind"] == "checkpoint" for line in lines), "the copy carries the checkpoint made at shutdown"
     assert tags.count("gateway:request:allowed") == 2 and "portal:login:success" in tags

@@ -29,6 +29,9 @@ class Tag(enum.StrEnum):
     ADMIN_INMATE_IMPORTED = "admin:inmate:imported"
     ADMIN_INMATE_PIN_SET = "admin:inmate:pin-set"
     AUDIT_EXPORTED = "audit:records:exported"
+    AUDIT_VERIFIED = "audit:chain:verified"
+    AUDIT_PRUNED = "audit:records:pruned"
+    AUDIT_CHECKPOINTS_EXPORTED = "audit:checkpoints:exported"
 
 
 @dataclass(frozen=True, slots=True)

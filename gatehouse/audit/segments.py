@@ -18,7 +18,9 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 def segment_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.jsonl") if p.stem.isdigit() and len(p.stem) == 12)
 
 
 def segment_name(first_seq: int) -> str:

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.audit.chain import Linked
 from gatehouse.audit.segments import read_segment, segment_files
-from gatehouse.db.models import AuditRecord
+from gatehouse.audit.signing import ANCHOR, Checkpoint, checkpoint_file
+from gatehouse.db.models import AuditCheckpoint, AuditRecord
 
 log = logging.getLogger(__name__)
 BATCH = 1_000
@@ -35,8 +36,12 @@ def row_of(record: Linked) -> dict[str, object]:
 
 
 def shipped_up_to(factory: sessionmaker[Session], node: str) -> int:
+    """The highest sequence number the database has for a node, counting records pruned under an anchor."""
     with factory() as session:
-        return int(session.scalar(select(func.max(AuditRecord.seq)).where(AuditRecord.node == node)) or 0)
+        record = session.scalar(select(func.max(AuditRecord.seq)).where(AuditRecord.node == node))
+        anchor = session.scalar(select(func.max(AuditCheckpoint.seq))
+                                .where(AuditCheckpoint.node == node, AuditCheckpoint.kind == ANCHOR))
+        return max(int(record or 0), int(anchor or 0))
 
 
 @dataclass
@@ -44,6 +49,19 @@ class _Cursor:
     seq: int = 0
     file: Path | None = None
     offset: int = 0
+    checkpoint_offset: int = 0
+
+
+def checkpoint_row(point: Checkpoint) -> dict[str, object]:
+    return {"node": point.node, "kind": point.kind, "seq": point.seq, "hash": point.hash, "at": point.at,
+            "key_id": point.key_id, "signature": point.signature}
+
+
+def insert_ignoring_duplicates(session: Session, model: type[AuditRecord] | type[AuditCheckpoint],
+                               keys: list[str], rows: list[dict[str, object]]) -> None:
+    """Insert rows, skipping those whose `keys` are already there: shipping twice is harmless."""
+    maker = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(maker(model).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 @dataclass
@@ -51,12 +69,6 @@ class Shipper:
     factory: sessionmaker[Session]
     root: Path
     cursors: dict[str, _Cursor] = field(default_factory=dict)
-
-    def _insert(self, session: Session, rows: list[dict[str, object]]) -> None:
-        dialect = session.get_bind().dialect.name
-        maker = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = maker(AuditRecord).on_conflict_do_nothing(index_elements=["node", "seq"])
-        session.execute(statement, rows)
 
     def ship_node(self, node: str) -> int:
         """Ship what the database lacks for one node; returns the number of records sent."""
@@ -80,13 +92,35 @@ class Shipper:
                     sent += self._flush(node, cursor, pending, position)
                     pending = []
         sent += self._flush(node, cursor, pending, position)
+        self._ship_checkpoints(folder, cursor)
         return sent
+
+    def _ship_checkpoints(self, folder: Path, cursor: _Cursor) -> None:
+        """Checkpoints follow the records they sign: one is shipped once its records are in the database."""
+        path = checkpoint_file(folder)
+        if not path.exists() or path.stat().st_size <= cursor.checkpoint_offset:
+            return
+        rows, offset = [], cursor.checkpoint_offset
+        with path.open("rb") as f:
+            f.seek(offset)
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                point = Checkpoint.from_json(line)
+                if point.seq > cursor.seq:
+                    break
+                rows.append(checkpoint_row(point))
+                offset += len(line)
+        if rows:
+            with self.factory.begin() as session:
+                insert_ignoring_duplicates(session, AuditCheckpoint, ["node", "kind", "seq"], rows)
+        cursor.checkpoint_offset = offset
 
     def _flush(self, node: str, cursor: _Cursor, rows: list[dict[str, object]],
                position: tuple[Path | None, int]) -> int:
         if rows:
             with self.factory.begin() as session:
-                self._insert(session, rows)
+                insert_ignoring_duplicates(session, AuditRecord, ["node", "seq"], rows)
             cursor.seq = int(str(rows[-1]["seq"]))
         cursor.file, cursor.offset = position
         return len(rows)
@@ -105,11 +139,12 @@ class Shipper:
         self.cursors.clear()
 
 
-async def ship_forever(shipper: Shipper, nudge: asyncio.Event, on_progress: Callable[[], None] | None = None,
-                       interval: float = 1.0) -> None:
-    """Ship after every commit (or each `interval`); on a database error keep the records and retry."""
+async def ship_forever(shipper: Shipper, nudge: asyncio.Event, stop: asyncio.Event,
+                       on_progress: Callable[[], None] | None = None, interval: float = 1.0) -> None:
+    """Ship after every commit (or each `interval`) until `stop` is set; on a database error keep the records
+    and retry. Never cancelled mid-shipment: a shipment runs in a thread that holds a database connection."""
     failing = False
-    while True:
+    while not stop.is_set():
         try:
             await asyncio.wait_for(nudge.wait(), interval)
         except TimeoutError:

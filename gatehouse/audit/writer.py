@@ -5,6 +5,7 @@ a whole batch (group commit). The shipper then copies segments into the database
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +13,8 @@ from typing import Any, Protocol
 from gatehouse.audit.chain import Linked, link
 from gatehouse.audit.records import AuditEvent
 from gatehouse.audit.segments import SegmentAppender, recover
+from gatehouse.audit.signing import CHECKPOINT, Signer, append_checkpoint, read_checkpoints
+from gatehouse.db.engine import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +28,32 @@ class AuditSink(Protocol):
         """Return once the record is durable; raise AuditUnavailable otherwise."""
 
 
-def body_of(event: AuditEvent) -> dict[str, Any]:
+def body_of(event: AuditEvent, privileged: frozenset[str] = frozenset()) -> dict[str, Any]:
     row = event.as_row()
     row["at"] = event.at.isoformat(timespec="microseconds")
+    if row["path"] and row["host"] in privileged:
+        row["path"] = ""  # privileged traffic: who and where, never what
     return row
+
+
+def checkpoint_now(folder: Path, signer: Signer, node: str, seq: int, digest: str) -> None:
+    """Sign and fsync a checkpoint of the chain head into the node's folder (the shipper copies it on)."""
+    append_checkpoint(folder, signer.sign(node, CHECKPOINT, seq, digest, utcnow().isoformat(timespec="seconds")))
 
 
 class SegmentAuditWriter:
     """Group commit into the node's segment files; refuses once the database lags too far behind."""
 
-    def __init__(self, folder: Path, node: str, *, max_queue: int = 10_000, max_batch: int = 1_000,
+    def __init__(self, folder: Path, node: str, *, signer: Signer | None = None, checkpoint_seconds: float = 60.0,
+                 privileged: frozenset[str] = frozenset(), max_queue: int = 10_000, max_batch: int = 1_000,
                  max_unshipped: int = 100_000) -> None:
         self.folder = folder
         self.node = node
+        self._signer = signer
+        self._checkpoint_seconds = checkpoint_seconds
+        self._privileged = privileged
+        self._checkpointed = 0
+        self._checkpointing: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[tuple[AuditEvent, asyncio.Future[None]]] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
         self._max_unshipped = max_unshipped
@@ -50,13 +66,44 @@ class SegmentAuditWriter:
     async def start(self, shipped_seq: int = 0) -> None:
         self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder)
         self.shipped_seq = min(shipped_seq, self.seq)
+        points = await asyncio.to_thread(read_checkpoints, self.folder)
+        self._checkpointed = max((p.seq for p in points), default=0)
         self._task = asyncio.create_task(self._run(), name=f"audit-writer-{self.node}")
+        if self._signer is not None:
+            self._checkpointing = asyncio.create_task(self._checkpoint_forever(), name=f"audit-checkpoints-{self.node}")
+
+    async def checkpoint(self) -> bool:
+        """Sign the chain head now if it moved since the last checkpoint; True when one was written."""
+        seq, digest = self.seq, self.last_hash
+        if self._signer is None or seq <= self._checkpointed:
+            return False
+        await asyncio.to_thread(checkpoint_now, self.folder, self._signer, self.node, seq, digest)
+        self._checkpointed = seq
+        self.committed.set()  # wake the shipper
+        return True
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._checkpoint_seconds)
+            try:
+                await self.checkpoint()
+            except OSError as exc:
+                log.error("audit: cannot write a checkpoint in %s: %s", self.folder, exc)
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
         if self._task is None:
             return
         await self._queue.join()
+        if self._checkpointing is not None:
+            self._checkpointing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointing
+            self._checkpointing = None
+        try:
+            await self.checkpoint()
+        except OSError as exc:
+            log.error("audit: cannot write the closing checkpoint in %s: %s", self.folder, exc)
         self._task.cancel()
         try:
             await self._task
@@ -87,7 +134,7 @@ class SegmentAuditWriter:
         seq, prev = self.seq, self.last_hash
         for event in events:
             seq += 1
-            record = link(self.node, seq, prev, body_of(event))
+            record = link(self.node, seq, prev, body_of(event, self._privileged))
             records.append(record)
             prev = record.hash
         return records

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from gatehouse.cli import admin, ops
+from gatehouse.cli import admin, audit, ops
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import SettingsError
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     ops.register(commands, common)
     admin.register(commands, common)
+    audit.register(commands, common)
     _describe(parser)
     return parser
 
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return result
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from gatehouse.audit import AuditEvent, Tag
+from gatehouse.audit.signing import ensure_signing_key, key_paths
 from gatehouse.ca import ca_cert_file, create_ca
 from gatehouse.db.engine import make_engine, session_factory, upgrade
-from gatehouse.db.models import AuditRecord
 from gatehouse.errors import InvalidInput
 from gatehouse.explain import explain
 from gatehouse.facility import ensure_facility
@@ -69,15 +65,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="GET", help="HTTP method (default GET)")
     p.set_defaults(handler=cmd_policy_explain)
 
-    audit = commands.add_parser("audit", parents=[common], help="audit log").add_subparsers(
-        dest="audit_command", metavar="ACTION", required=True)
-    p = audit.add_parser("export", parents=[common], help="print audit records")
-    p.add_argument("--format", choices=["jsonl"], default="jsonl")
-    p.add_argument("--since", type=_when, help="first time to include (ISO 8601, UTC)")
-    p.add_argument("--until", type=_when, help="time to stop before (ISO 8601, UTC)")
-    p.add_argument("--output", type=Path, help="write to this file instead of standard output")
-    p.set_defaults(handler=cmd_audit_export)
-
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--portal-host", help="portal listen address (default 127.0.0.1)")
@@ -108,14 +95,6 @@ def apply_run_options(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _when(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-22T08:00") from None
-    return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone().replace(tzinfo=None)
-
-
 def initialise(data_dir: Path, overrides: dict[str, Any] | None = None, *, quiet: bool = False) -> Settings:
     """Create what a data dir needs; keep whatever exists (safe to run twice)."""
     def say(text: str) -> None:
@@ -130,6 +109,9 @@ def initialise(data_dir: Path, overrides: dict[str, Any] | None = None, *, quiet
     settings = load_settings(data_dir)
     if write_secret(settings):
         say(f"wrote {settings.secret_file} (keep it private)")
+    if ensure_signing_key(data_dir):
+        private, public = key_paths(data_dir)
+        say(f"wrote {private} (signs audit checkpoints; keep it private) and {public}")
     settings.policy_dir.mkdir(exist_ok=True)
     example = settings.policy_dir / "example.yaml"
     if not any(settings.policy_dir.iterdir()):
@@ -220,36 +202,3 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     finally:
         kernel.engine.dispose()
     return 0 if result.final.allowed else 1
-
-
-def cmd_audit_export(args: argparse.Namespace) -> int:
-    kernel = Kernel.open(load_settings(args.data_dir))
-    query = select(AuditRecord).order_by(AuditRecord.id)
-    if args.since:
-        query = query.where(AuditRecord.at >= args.since)
-    if args.until:
-        query = query.where(AuditRecord.at < args.until)
-    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
-    count = 0
-    try:
-        with kernel.factory() as session:
-            for row in session.scalars(query.execution_options(yield_per=1000)):
-                out.write(json.dumps(record_dict(row), ensure_ascii=False) + "\n")
-                count += 1
-    finally:
-        if args.output:
-            out.close()
-    kernel.record_now(AuditEvent(Tag.AUDIT_EXPORTED, "cli", actor="cli", reason=f"{count} records jsonl"))
-    kernel.engine.dispose()
-    if args.output:
-        print(f"wrote {count} records to {args.output}", file=sys.stderr)
-    return 0
-
-
-def record_dict(row: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": row.id, "at": row.at.isoformat() + "Z", "plane": row.plane, "tag": row.tag, "actor": row.actor,
-        "terminal": row.terminal, "client_addr": row.client_addr, "method": row.method, "host": row.host,
-        "path": row.path, "decision": row.decision, "reason": row.reason, "status": row.status,
-        "bytes_up": row.bytes_up, "bytes_down": row.bytes_down, "duration_ms": row.duration_ms,
-    }

@@ -155,15 +155,22 @@ class AuditRecord(Base):
 
 
 class AuditCheckpoint(Base):
-    """A signed statement of a node's chain head: `verify` can tell a truncated tail from a quiet node."""
+    """A signed statement of a node's chain head (kind `checkpoint`) or of where pruning stopped (kind `anchor`).
+
+    `at` is kept as the exact text that was signed.
+    """
 
     __tablename__ = "audit_checkpoints"
     id: Mapped[intpk]
-    node: Mapped[str64] = mapped_column(index=True)
+    node: Mapped[str64]
+    kind: Mapped[str] = mapped_column(String(16))
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
-    at: Mapped[utc]
+    at: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("uq_audit_checkpoints_node_kind_seq", "node", "kind", "seq", unique=True),)
 
 
 __all__ = [

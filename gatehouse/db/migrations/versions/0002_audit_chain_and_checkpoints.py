@@ -17,14 +17,16 @@ def upgrade() -> None:
     op.create_table('audit_checkpoints',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('node', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('at', sa.String(length=40), nullable=False),
+    sa.Column('key_id', sa.String(length=16), nullable=False),
     sa.Column('signature', sa.String(length=128), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_checkpoints'))
     )
     with op.batch_alter_table('audit_checkpoints', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_checkpoints_node'), ['node'], unique=False)
+        batch_op.create_index('uq_audit_checkpoints_node_kind_seq', ['node', 'kind', 'seq'], unique=True)
 
     # Records written before the chain existed keep their place as node "legacy", numbered by id, unchained.
     with op.batch_alter_table('audit_records', schema=None) as batch_op:
@@ -46,7 +48,7 @@ def downgrade() -> None:
         batch_op.drop_column('node')
 
     with op.batch_alter_table('audit_checkpoints', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_checkpoints_node'))
+        batch_op.drop_index('uq_audit_checkpoints_node_kind_seq')
 
     op.drop_table('audit_checkpoints')
 

@@ -1,0 +1,384 @@
+"""Checking the audit chain: which records were changed, removed, cut off the tail, or moved, each named by its
+node and sequence number.
+
+A chain is checked in sequence order (hashes, links, gaps, the signed checkpoints and anchor) and in stored
+order (records out of sequence). Sources: the database, a node's segment files, or an exported JSONL/CSV copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+from collections import defaultdict
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gatehouse.audit.chain import BODY_FIELDS, GENESIS, Linked
+from gatehouse.audit.segments import read_segment, segment_files
+from gatehouse.audit.signing import ANCHOR, CHECKPOINT, Checkpoint, Keyring
+from gatehouse.db.models import AuditCheckpoint, AuditRecord
+from gatehouse.errors import InvalidInput
+
+LEGACY = "legacy"
+INT_FIELDS = ("status", "bytes_up", "bytes_down", "duration_ms")
+
+
+class Problem(enum.StrEnum):
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    TRUNCATED = "truncated"
+    REORDERED = "reordered"
+    CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    problem: Problem
+    node: str
+    first: int
+    last: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"#{self.first}" if self.first == self.last else f"#{self.first}-#{self.last}"
+        return f"{self.problem.value.upper():<10} {self.node} {where}: {self.message}"
+
+
+@dataclass
+class NodeSummary:
+    node: str
+    records: int = 0
+    first: int = 0
+    last: int = 0
+    checkpoints: int = 0
+    anchored_at: int = 0
+    signed_up_to: int = 0
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    nodes: list[NodeSummary] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, problem: Problem, node: str, first: int, last: int, message: str) -> None:
+        self.findings.append(Finding(problem, node, first, last, message))
+
+    def counts(self) -> dict[Problem, int]:
+        counts: dict[Problem, int] = defaultdict(int)
+        for finding in self.findings:
+            counts[finding.problem] += 1
+        return dict(counts)
+
+    def lines(self) -> list[str]:
+        out = []
+        for summary in self.nodes:
+            span = f"#{summary.first}-#{summary.last}" if summary.records else "none"
+            extra = f", pruned up to #{summary.anchored_at} (signed anchor)" if summary.anchored_at else ""
+            out.append(f"node {summary.node}: {summary.records} records ({span}), {summary.checkpoints} signed "
+                       f"checkpoints up to #{summary.signed_up_to}{extra}")
+        out += [str(f) for f in sorted(self.findings, key=lambda f: (f.node, f.first, f.problem.value))]
+        out += [f"note: {n}" for n in self.notes]
+        if self.findings:
+            counts = ", ".join(f"{n} {p.value}" for p, n in sorted(self.counts().items()))
+            out.append(f"verify: {len(self.findings)} problems ({counts})")
+        else:
+            out.append("verify: the chain is intact")
+        return out
+
+
+def body_of_row(row: AuditRecord) -> dict[str, Any]:
+    body = {name: getattr(row, name) for name in BODY_FIELDS}
+    body["at"] = row.at.isoformat(timespec="microseconds")
+    return body
+
+
+def linked_of_row(row: AuditRecord) -> Linked:
+    return Linked(row.node, row.seq, row.prev_hash, row.hash, body_of_row(row))
+
+
+# --- the checks, independent of where records come from ------------------------------------------------------
+
+
+def check_order(report: Report, node: str, seqs_in_stored_order: Iterable[int]) -> None:
+    """Records stored out of sequence order: each one stored after a later record is reported."""
+    highest = 0
+    for seq in seqs_in_stored_order:
+        if seq < highest:
+            report.add(Problem.REORDERED, node, seq, seq, f"stored after #{highest}; it belongs before it")
+        else:
+            highest = seq
+
+
+def check_points(report: Report, node: str, points: list[Checkpoint], keyring: Keyring,
+                 stored: set[tuple[str, int]] | None = None,
+                 pruned_up_to: int = 0) -> tuple[Checkpoint | None, dict[int, Checkpoint]]:
+    """Signatures of a node's checkpoints; returns the latest valid anchor and the valid checkpoints by seq.
+
+    `stored` (kind, seq) pairs are what the database holds: a witness checkpoint missing there was removed
+    (unless a signed anchor at `pruned_up_to` covers it).
+    """
+    anchor: Checkpoint | None = None
+    valid: dict[int, Checkpoint] = {}
+    for point in points:
+        why = keyring.check(point)
+        if why:
+            report.add(Problem.CHECKPOINT, node, point.seq, point.seq, f"{point.kind} of {point.at}: {why}")
+            continue
+        if stored is not None and (point.kind, point.seq) not in stored and point.seq >= pruned_up_to:
+            report.add(Problem.CHECKPOINT, node, point.seq, point.seq,
+                       f"the witness holds a {point.kind} of {point.at} that the database no longer has")
+        if point.kind == ANCHOR:
+            if anchor is None or point.seq > anchor.seq:
+                anchor = point
+        else:
+            earlier = valid.get(point.seq)
+            if earlier is not None and earlier.hash != point.hash:
+                report.add(Problem.CHECKPOINT, node, point.seq, point.seq,
+                           "two validly signed checkpoints disagree on this record's hash")
+            valid[point.seq] = point
+    return anchor, valid
+
+
+def check_chain(report: Report, node: str, records: Iterable[Linked], *, anchor: Checkpoint | None,
+                checkpoints: dict[int, Checkpoint], partial: bool = False,
+                elsewhere: dict[int, str] | None = None) -> NodeSummary:
+    """Hashes, links and gaps in sequence order, checked against the signed checkpoints.
+
+    `partial`: the records start at a chosen time, so the first one's link is taken as given.
+    `elsewhere`: hashes of records found only outside this source (segments), to say where a tail survives.
+    """
+    summary = NodeSummary(node, anchored_at=anchor.seq if anchor else 0)
+    start_seq, last_hash = (anchor.seq + 1, anchor.hash) if anchor else (1, GENESIS)
+    expected, previous_intact = start_seq, True
+    for record in records:
+        if anchor is not None and record.seq <= anchor.seq:
+            report.add(Problem.MODIFIED, node, record.seq, record.seq,
+                       f"present although the signed anchor says records up to #{anchor.seq} were pruned")
+            continue
+        intact = record.intact
+        if summary.records == 0:
+            summary.first = record.seq
+            if partial:
+                expected, last_hash = record.seq, record.prev_hash
+        summary.records += 1
+        summary.last = record.seq
+        if record.seq > expected:
+            if summary.records == 1 and not partial:
+                report.add(Problem.DELETED, node, expected, record.seq - 1,
+                           "missing from the start of the chain" + ("" if anchor else " (no signed anchor covers "
+                                                                     "them, so they were not pruned)"))
+            else:
+                report.add(Problem.DELETED, node, expected, record.seq - 1,
+                           f"missing between #{expected - 1} and #{record.seq}")
+        elif record.prev_hash != last_hash and intact and previous_intact:
+            report.add(Problem.MODIFIED, node, record.seq - 1, record.seq - 1,
+                       f"changed and rehashed: #{record.seq} does not link to it")
+        if not intact:
+            report.add(Problem.MODIFIED, node, record.seq, record.seq, "its content does not match its hash")
+        point = checkpoints.get(record.seq)
+        if point is not None and point.hash != record.hash and intact:
+            report.add(Problem.MODIFIED, node, record.seq, record.seq,
+                       f"differs from the checkpoint signed at {point.at}: the chain up to here was rewritten")
+        expected, last_hash, previous_intact = record.seq + 1, record.hash, intact
+    summary.checkpoints = len(checkpoints)
+    summary.signed_up_to = max(checkpoints, default=0)
+    if checkpoints and summary.signed_up_to > summary.last and summary.signed_up_to >= expected:
+        point = checkpoints[summary.signed_up_to]
+        survive = ""
+        if elsewhere and all(seq in elsewhere for seq in range(expected, summary.signed_up_to + 1)):
+            survive = "; the node's segment files still hold them"
+        report.add(Problem.TRUNCATED, node, expected, summary.signed_up_to,
+                   f"the tail after #{expected - 1} is gone although the checkpoint signed at {point.at} covers "
+                   f"up to #{summary.signed_up_to}{survive}")
+    return summary
+
+
+def compare_segments(report: Report, node: str, database: Iterator[Linked], segments: Iterable[Linked]) -> int:
+    """Records both in the database and in the node's segment files must be the same; returns how many
+    segment records the database does not have yet (not shipped)."""
+    try:
+        return _compare(report, node, database, segments)
+    finally:
+        if isinstance(database, Generator):
+            database.close()
+
+
+def _compare(report: Report, node: str, db_iter: Iterator[Linked], segments: Iterable[Linked]) -> int:
+    current = next(db_iter, None)
+    unshipped = 0
+    for record in segments:
+        while current is not None and current.seq < record.seq:
+            current = next(db_iter, None)
+        if current is None or current.seq != record.seq:
+            unshipped += 1
+            continue
+        if current.hash != record.hash or current.body != record.body or current.prev_hash != record.prev_hash:
+            report.add(Problem.MODIFIED, node, record.seq, record.seq,
+                       "the database copy differs from the node's segment file")
+    return unshipped
+
+
+def segment_records(folder: Path) -> Iterator[Linked]:
+    for path in segment_files(folder):
+        for record, _ in read_segment(path):
+            yield record
+
+
+# --- the database ------------------------------------------------------------------------------------------
+
+
+def _points_from_db(session: Session, node: str) -> list[Checkpoint]:
+    rows = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.node == node)
+                           .order_by(AuditCheckpoint.seq, AuditCheckpoint.id))
+    return [Checkpoint(r.node, r.kind, r.seq, r.hash, r.at, r.key_id, r.signature) for r in rows]
+
+
+def verify_database(session: Session, keyring: Keyring, *, since: datetime | None = None,
+                    witness: list[Checkpoint] | None = None, audit_dir: Path | None = None) -> Report:
+    report = Report()
+    nodes = set(session.scalars(select(AuditRecord.node).distinct()))
+    nodes |= set(session.scalars(select(AuditCheckpoint.node).distinct()))
+    witnessed: dict[str, list[Checkpoint]] = defaultdict(list)
+    for point in witness or []:
+        witnessed[point.node].append(point)
+    nodes |= set(witnessed)
+    if LEGACY in nodes:
+        nodes.discard(LEGACY)
+        count = len(session.scalars(select(AuditRecord.id).where(AuditRecord.node == LEGACY)).all())
+        report.notes.append(f"{count} records from before the chain existed (node {LEGACY}) cannot be verified")
+    for node in sorted(nodes):
+        stored_points = _points_from_db(session, node)
+        stored = {(p.kind, p.seq) for p in stored_points}
+        anchor, checkpoints = check_points(report, node, stored_points, keyring)
+        if witnessed[node]:
+            w_anchor, w_points = check_points(report, node, witnessed[node], keyring, stored,
+                                              anchor.seq if anchor else 0)
+            if w_anchor is not None and (anchor is None or w_anchor.seq > anchor.seq):
+                anchor = w_anchor
+            checkpoints = {**w_points, **checkpoints}
+        if anchor is not None:
+            checkpoints = {seq: p for seq, p in checkpoints.items() if seq > anchor.seq}
+        base = select(AuditRecord).where(AuditRecord.node == node)
+        if since is not None:
+            first = session.scalar(select(AuditRecord.seq).where(AuditRecord.node == node, AuditRecord.at >= since)
+                                   .order_by(AuditRecord.seq).limit(1))
+            base = base.where(AuditRecord.seq >= (first if first is not None else 2**62))
+            checkpoints = {seq: p for seq, p in checkpoints.items() if first is not None and seq >= first}
+        seqs = session.scalars(base.with_only_columns(AuditRecord.seq).order_by(AuditRecord.id)
+                               .execution_options(yield_per=5000))
+        check_order(report, node, seqs)
+        seqs.close()
+
+        def in_seq_order(query: Any = base) -> Iterator[Linked]:
+            result = session.scalars(query.order_by(AuditRecord.seq).execution_options(yield_per=2000))
+            try:
+                for row in result:
+                    yield linked_of_row(row)
+            finally:
+                result.close()  # a server-side cursor on PostgreSQL
+
+        folder = audit_dir / node if audit_dir is not None else None
+        elsewhere: dict[int, str] = {}
+        if folder is not None and folder.is_dir():
+            unshipped = compare_segments(report, node, in_seq_order(), segment_records(folder))
+            if unshipped:
+                elsewhere = {r.seq: r.hash for r in segment_records(folder)}
+                report.notes.append(f"node {node}: {unshipped} records are in its segment files only (not shipped "
+                                    "to the database yet, or removed from it)")
+        summary = check_chain(report, node, in_seq_order(), anchor=anchor, checkpoints=checkpoints,
+                              partial=since is not None, elsewhere=elsewhere)
+        report.nodes.append(summary)
+    return report
+
+
+# --- exported copies ------------------------------------------------------------------------------------------
+
+
+def _typed_body(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name in BODY_FIELDS:
+        if name not in raw:
+            raise InvalidInput(f"{where}: the field {name!r} is missing")
+        value = raw[name]
+        if name in INT_FIELDS:
+            value = None if value in (None, "") else int(value)
+        elif value is None:
+            value = ""
+        body[name] = value
+    return body
+
+
+def read_export(path: Path) -> tuple[list[tuple[int, Linked]], list[Checkpoint]]:
+    """Records of an exported JSONL or CSV file with their line numbers; JSONL may also hold checkpoints."""
+    records: list[tuple[int, Linked]] = []
+    points: list[Checkpoint] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            if path.suffix.lower() == ".csv":
+                for number, row in enumerate(csv.DictReader(f), start=2):
+                    records.append((number, _linked(row, f"{path}:{number}")))
+            else:
+                for number, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidInput(f"{path}:{number}: not JSON ({exc.msg})") from None
+                    if isinstance(data, dict) and isinstance(data.get("gatehouse"), dict):
+                        data = data["gatehouse"].get("record", {})  # an ECS document carries the record
+                    if isinstance(data, dict) and data.get("kind") in (CHECKPOINT, ANCHOR):
+                        points.append(Checkpoint.from_json(line))
+                    elif isinstance(data, dict):
+                        records.append((number, _linked(data, f"{path}:{number}")))
+                    else:
+                        raise InvalidInput(f"{path}:{number}: expected a JSON object")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it ({exc.strerror})") from None
+    except (ValueError, KeyError) as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
+    return records, points
+
+
+def _linked(raw: dict[str, Any], where: str) -> Linked:
+    for name in ("node", "seq", "prev_hash", "hash"):
+        if not raw.get(name):
+            raise InvalidInput(f"{where}: the chain field {name!r} is missing (export with a current gatehouse)")
+    try:
+        return Linked(str(raw["node"]), int(raw["seq"]), str(raw["prev_hash"]), str(raw["hash"]),
+                      _typed_body(raw, where))
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
+def verify_export(path: Path, keyring: Keyring, witness: list[Checkpoint] | None = None) -> Report:
+    """An exported copy: its records in file order and in sequence order, against the checkpoints it carries
+    and those of a witness file. A copy of a time range is checked from its first record."""
+    records, points = read_export(path)
+    report = Report()
+    by_node: dict[str, list[Linked]] = defaultdict(list)
+    for _, record in records:
+        by_node[record.node].append(record)
+    all_points: dict[str, list[Checkpoint]] = defaultdict(list)
+    for point in points + (witness or []):
+        all_points[point.node].append(point)
+    for node in sorted(by_node):
+        chain = by_node[node]
+        check_order(report, node, (r.seq for r in chain))
+        anchor, checkpoints = check_points(report, node, all_points[node], keyring)
+        ordered = sorted(chain, key=lambda r: r.seq)
+        partial = anchor is None and ordered[0].seq != 1
+        if partial:
+            report.notes.append(f"node {node}: the copy starts at #{ordered[0].seq}; checked from there")
+            checkpoints = {s: p for s, p in checkpoints.items() if s >= ordered[0].seq}
+        report.nodes.append(check_chain(report, node, ordered, anchor=anchor, checkpoints=checkpoints,
+                                        partial=partial))
+    return report

@@ -1,0 +1,299 @@
+"""The audit chain on SQLite and PostgreSQL: a clean log verifies; each kind of tampering is named by `verify`
+with its record numbers; checkpoints kept in a witness file catch what the database alone cannot; exported
+copies carry the chain and verify; pruning leaves a signed anchor so what remains still verifies."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from gatehouse.audit import AuditEvent, Tag
+from gatehouse.audit.chain import link
+from gatehouse.cli import main
+from gatehouse.cli.ops import initialise
+from gatehouse.db.engine import utcnow
+from gatehouse.db.models import AuditCheckpoint, AuditRecord
+from gatehouse.kernel import Kernel
+from gatehouse.settings import Settings
+
+RECORDS = 20
+NODE = "gw-test"
+
+
+def open_settings(tmp_path: Path, database_url: str, **extra: object) -> Settings:
+    return initialise(tmp_path / "data", {"database.url": database_url, "audit.node": NODE, **extra}, quiet=True)
+
+
+async def write_chain(settings: Settings, count: int = RECORDS, *, checkpoint_every: int = 5,
+                      start: datetime | None = None) -> None:
+    """`count` gateway records, a signed checkpoint after every `checkpoint_every`, shipped to the database."""
+    kernel = Kernel.open(settings)
+    await kernel.start()
+    assert kernel.audit is not None
+    try:
+        for n in range(1, count + 1):
+            at = (start + timedelta(minutes=n)) if start else utcnow()
+            await kernel.audit.write(AuditEvent(Tag.GATEWAY_REQUEST_ALLOWED, "gateway", actor="A100", terminal="cell-1",
+                                                method="GET", host="allowed.test", path=f"/page/{n}",
+                                                decision="allow", status=200, at=at))
+            if n % checkpoint_every == 0:
+                assert await kernel.audit.checkpoint()
+    finally:
+        await kernel.close()
+
+
+def verify(capsys: pytest.CaptureFixture[str], settings: Settings, *args: str) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    code = main(["audit", "verify", "--data-dir", str(settings.data_dir), *args])
+    out = capsys.readouterr().out
+    return code, [line for line in out.splitlines() if line.startswith(("MODIFIED", "DELETED", "TRUNCATED",
+                                                                         "REORDERED", "CHECKPOINT"))]
+
+
+def sql(settings: Settings, *statements: object) -> None:
+    kernel = Kernel.open(settings)
+    try:
+        with kernel.factory.begin() as session:
+            for statement in statements:
+                session.execute(statement)  # type: ignore[call-overload]
+    finally:
+        kernel.engine.dispose()
+
+
+def where(seq: int) -> object:
+    return (AuditRecord.node == NODE) & (AuditRecord.seq == seq)
+
+
+def row(settings: Settings, seq: int) -> AuditRecord:
+    kernel = Kernel.open(settings)
+    try:
+        with kernel.factory() as session:
+            found = session.scalar(select(AuditRecord).where(where(seq)))  # type: ignore[arg-type]
+            assert found is not None
+            session.expunge(found)
+            return found
+    finally:
+        kernel.engine.dispose()
+
+
+async def test_a_clean_log_verifies_and_the_check_is_audited(tmp_path: Path, database_url: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings)
+    code, problems = verify(capsys, settings)
+    assert (code, problems) == (0, [])
+    kernel = Kernel.open(settings)
+    with kernel.factory() as session:
+        tags = list(session.scalars(select(AuditRecord.tag).where(AuditRecord.node == f"{NODE}-cli")))
+        checkpoints = list(session.scalars(select(AuditCheckpoint.seq).where(AuditCheckpoint.node == NODE)
+                                           .order_by(AuditCheckpoint.seq)))
+    kernel.engine.dispose()
+    assert tags == [Tag.AUDIT_VERIFIED]
+    assert checkpoints == [5, 10, 15, 20]
+
+
+async def test_each_kind_of_tampering_is_named(tmp_path: Path, database_url: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings)
+    shutil.rmtree(settings.audit_dir / NODE)  # the database alone: what an auditor gets from a backup
+
+    sql(settings, update(AuditRecord).where(where(3)).values(path="/nothing-to-see"))
+    code, problems = verify(capsys, settings)
+    assert code == 1 and problems == [f"MODIFIED   {NODE} #3: its content does not match its hash"]
+
+    sql(settings, update(AuditRecord).where(where(3)).values(path="/page/3"),
+        delete(AuditRecord).where(where(7)))
+    code, problems = verify(capsys, settings)
+    assert code == 1 and problems == [f"DELETED    {NODE} #7: missing between #6 and #8"]
+
+    # swap two records' places in storage: everything but the row id moves
+    a, b = row(settings, 11), row(settings, 12)
+    columns = [c.key for c in AuditRecord.__table__.columns if c.key != "id"]
+    sql(settings, update(AuditRecord).where(AuditRecord.id == a.id).values(seq=-1),
+        update(AuditRecord).where(AuditRecord.id == b.id).values({c: getattr(a, c) for c in columns}),
+        update(AuditRecord).where(AuditRecord.id == a.id).values({c: getattr(b, c) for c in columns}))
+    code, problems = verify(capsys, settings)
+    assert code == 1 and problems == [f"DELETED    {NODE} #7: missing between #6 and #8",
+                                      f"REORDERED  {NODE} #11: stored after #12; it belongs before it"]
+
+    sql(settings, delete(AuditRecord).where((AuditRecord.node == NODE) & (AuditRecord.seq >= 18)))
+    code, problems = verify(capsys, settings)
+    assert code == 1 and problems[-1].startswith(f"TRUNCATED  {NODE} #18-#20: the tail after #17 is gone although "
+                                                 "the checkpoint signed at ")
+    assert len(problems) == 3
+
+
+async def test_a_rewritten_chain_is_caught_by_the_signed_checkpoints(tmp_path: Path, database_url: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Someone who can write the database can recompute every hash, but cannot sign a checkpoint."""
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings)
+    shutil.rmtree(settings.audit_dir / NODE)
+    kernel = Kernel.open(settings)
+    with kernel.factory.begin() as session:
+        rows = list(session.scalars(select(AuditRecord).where(AuditRecord.node == NODE).order_by(AuditRecord.seq)))
+        prev, forged_hashes = rows[5].prev_hash, {}
+        for record in rows[5:]:  # from #6 on, with one path changed and every later hash recomputed
+            if record.seq == 6:
+                record.path = "/rewritten"
+            body = {c: getattr(record, c) for c in ("plane", "tag", "actor", "terminal", "client_addr", "method",
+                                                    "host", "path", "decision", "reason", "status", "bytes_up",
+                                                    "bytes_down", "duration_ms")}
+            body["at"] = record.at.isoformat(timespec="microseconds")
+            forged = link(NODE, record.seq, prev, body)
+            record.prev_hash, record.hash, prev = prev, forged.hash, forged.hash
+            forged_hashes[record.seq] = forged.hash
+    kernel.engine.dispose()
+    code, problems = verify(capsys, settings)
+    assert code == 1
+    assert [re.sub(r"signed at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", "signed at T", p) for p in problems] == [
+        f"MODIFIED   {NODE} #{n}: differs from the checkpoint signed at T: the chain up to here was rewritten"
+        for n in (10, 15, 20)]
+
+    # a checkpoint rewritten to match is refused: its signature does not hold
+    sql(settings, update(AuditCheckpoint).where((AuditCheckpoint.node == NODE) & (AuditCheckpoint.seq == 10))
+        .values(hash=forged_hashes[10]))
+    code, problems = verify(capsys, settings)
+    assert any(p.startswith(f"CHECKPOINT {NODE} #10: checkpoint of ") and "signature does not hold" in p
+               for p in problems)
+
+
+async def test_a_witness_file_catches_checkpoints_removed_with_the_tail(tmp_path: Path, database_url: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings)
+    witness = tmp_path / "witness.jsonl"
+    assert main(["audit", "checkpoint", "export", "--data-dir", str(settings.data_dir), "--output",
+                 str(witness)]) == 0
+    lines = witness.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines if json.loads(line)["node"] == NODE] == [5, 10, 15, 20]
+    # exporting again appends only what is new (the CLI chain's own checkpoints)
+    assert main(["audit", "checkpoint", "export", "--data-dir", str(settings.data_dir), "--output",
+                 str(witness)]) == 0
+    assert len(witness.read_text().splitlines()) == len(lines) + 1
+
+    shutil.rmtree(settings.audit_dir / NODE)
+    sql(settings, delete(AuditRecord).where((AuditRecord.node == NODE) & (AuditRecord.seq > 12)),
+        delete(AuditCheckpoint).where((AuditCheckpoint.node == NODE) & (AuditCheckpoint.seq > 12)))
+    code, problems = verify(capsys, settings)
+    assert (code, problems) == (0, []), "without a witness, a clean cut after a checkpoint looks like a quiet node"
+    code, problems = verify(capsys, settings, "--witness", str(witness))
+    assert code == 1
+    assert [p.split(":")[0] for p in problems] == [f"TRUNCATED  {NODE} #13-#20", f"CHECKPOINT {NODE} #15",
+                                                   f"CHECKPOINT {NODE} #20"]
+
+
+async def test_exports_carry_the_chain_and_copies_verify(tmp_path: Path, database_url: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url, **{"audit.privileged_hosts": ["lawyer.test"]})
+    await write_chain(settings, 8, checkpoint_every=4)
+    data = str(settings.data_dir)
+    copies = {}
+    for fmt, name in (("jsonl", "log.jsonl"), ("csv", "log.csv"), ("ecs", "log.ecs.json"), ("squid", "access.log")):
+        copies[fmt] = tmp_path / name
+        assert main(["audit", "export", "--data-dir", data, "--format", fmt, "--output", str(copies[fmt])]) == 0
+
+    with copies["csv"].open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["node"] == NODE]
+    assert [r["path"] for r in rows] == [f"/page/{n}" for n in range(1, 9)] and rows[0]["prev_hash"] == "0" * 64
+    ecs = [json.loads(line) for line in copies["ecs"].read_text().splitlines()]
+    first = next(d for d in ecs if d["observer"]["name"] == NODE)
+    assert first["url"]["path"] == "/page/1" and first["event"]["outcome"] == "success"
+    assert first["@timestamp"].endswith("Z") and first["gatehouse"]["chain"]["seq"] == 1
+    squid = [line.split() for line in copies["squid"].read_text().splitlines() if f"node={NODE}" in line]
+    assert squid[0][3:7] == ["TCP_MISS/200", "0", "GET", "allowed.test/page/1"] and squid[0][7] == "A100"
+    assert float(squid[0][0]) > 1.7e9 and squid[0][11] == "seq=1"
+
+    for fmt in ("jsonl", "csv", "ecs"):
+        code, problems = verify(capsys, settings, "--file", str(copies[fmt]))
+        assert (fmt, code, problems) == (fmt, 0, [])
+
+    # a copy edited or shuffled is caught like the database
+    lines = copies["jsonl"].read_text().splitlines(keepends=True)
+    third = next(i for i, line in enumerate(lines) if '"seq": 3' in line and NODE in line)
+    edited = lines.copy()
+    edited[third] = edited[third].replace("/page/3", "/page/33")
+    shuffled = lines.copy()
+    shuffled[third], shuffled[third + 1] = shuffled[third + 1], shuffled[third]
+    (tmp_path / "edited.jsonl").write_text("".join(edited))
+    (tmp_path / "shuffled.jsonl").write_text("".join(shuffled))
+    assert verify(capsys, settings, "--file", str(tmp_path / "edited.jsonl")) == (
+        1, [f"MODIFIED   {NODE} #3: its content does not match its hash"])
+    assert verify(capsys, settings, "--file", str(tmp_path / "shuffled.jsonl")) == (
+        1, [f"REORDERED  {NODE} #3: stored after #4; it belongs before it"])
+
+
+async def test_privileged_hosts_are_recorded_without_paths(tmp_path: Path) -> None:
+    settings = open_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}",
+                             **{"audit.privileged_hosts": ["Lawyer.Test."]})
+    kernel = Kernel.open(settings)
+    await kernel.start()
+    assert kernel.audit is not None
+    for host in ("lawyer.test", "allowed.test"):
+        await kernel.audit.write(AuditEvent(Tag.GATEWAY_REQUEST_ALLOWED, "gateway", host=host, path="/case/123",
+                                            decision="allow"))
+    await kernel.close()
+    kernel = Kernel.open(settings)
+    with kernel.factory() as session:
+        paths = {host: path for host, path in session.execute(select(AuditRecord.host, AuditRecord.path))}
+    kernel.engine.dispose()
+    assert paths == {"lawyer.test": "", "allowed.test": "/case/123"}
+
+
+async def test_prune_leaves_a_signed_anchor_and_the_rest_verifies(tmp_path: Path, database_url: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url)
+    start = datetime(2025, 1, 1, 8, 0)
+    await write_chain(settings, start=start)  # record n at 08:00 + n minutes
+    witness = tmp_path / "witness.jsonl"
+    assert main(["audit", "checkpoint", "export", "--data-dir", str(settings.data_dir), "--output",
+                 str(witness)]) == 0
+    data = str(settings.data_dir)
+    capsys.readouterr()
+    assert main(["audit", "prune", "--data-dir", data, "--before", "2025-01-01T08:12:30"]) == 0
+    assert f"node {NODE}: records up to #12 would go" in capsys.readouterr().out
+    assert main(["audit", "prune", "--data-dir", data, "--before", "2025-01-01T08:12:30", "--yes"]) == 0
+    assert f"node {NODE}: removed 12 records up to #12" in capsys.readouterr().out
+
+    kernel = Kernel.open(settings)
+    with kernel.factory() as session:
+        left = list(session.scalars(select(AuditRecord.seq).where(AuditRecord.node == NODE)
+                                    .order_by(AuditRecord.seq)))
+        anchors = list(session.execute(select(AuditCheckpoint.seq).where(
+            (AuditCheckpoint.node == NODE) & (AuditCheckpoint.kind == "anchor"))).scalars())
+    kernel.engine.dispose()
+    assert left == list(range(13, 21)) and anchors == [12]
+    assert verify(capsys, settings) == (0, [])
+    assert verify(capsys, settings, "--witness", str(witness)) == (0, [])
+
+    # deleting the next records without an anchor is still named
+    sql(settings, delete(AuditRecord).where(where(13)))
+    code, problems = verify(capsys, settings)
+    assert code == 1 and problems[0].startswith(f"DELETED    {NODE} #13: missing from the start of the chain")
+    # and prune refuses to launder it
+    capsys.readouterr()
+    assert main(["audit", "prune", "--data-dir", data, "--before", "2025-01-01T08:15:30", "--yes"]) == 1
+    assert "prune refused" in capsys.readouterr().err
+
+
+async def test_verify_reads_segment_files_where_the_node_kept_them(tmp_path: Path, database_url: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """On the node itself, a record edited in the database differs from its segment file; a tail dropped from
+    the database is said to survive there."""
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings)
+    sql(settings, update(AuditRecord).where(where(4)).values(decision="deny"),
+        text("DELETE FROM audit_records WHERE node = :n AND seq > 16").bindparams(n=NODE))
+    code, problems = verify(capsys, settings)
+    assert code == 1
+    assert f"MODIFIED   {NODE} #4: the database copy differs from the node's segment file" in problems
+    assert any(p.startswith(f"TRUNCATED  {NODE} #17-#20") and p.endswith("the node's segment files still hold them")
+               for p in problems)
