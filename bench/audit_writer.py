@@ -7,6 +7,7 @@ For each database, alternating round by round so the machine's noise falls on bo
 - durable: records/s that 200 concurrent writers get fsynced into the node's segment file (group commit), and
   p50/p95/p99 of the wait each request spends on its record (the latency the audit log adds);
 - idle: the same wait for one request at a time (one fsync each, no batching to share it);
+- 1k/s: the same wait, p95 and p99, for requests arriving steadily at 1,000 per second (a busy evening);
 - shipped: records/s from the first write until the last record is in the database (writer and shipper
   together, as `gatehouse run` does it);
 - verify: records/s `gatehouse audit verify` checks (database and segment files).
@@ -34,6 +35,7 @@ from gatehouse.db.models import AuditRecord
 from gatehouse.kernel import Kernel
 
 CONCURRENCY = 200
+PACED_RATE = 1_000
 
 
 def event(n: int) -> AuditEvent:
@@ -48,8 +50,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one_round(data_dir: Path, url: str, records: int) -> dict[str, float]:
-    settings = initialise(data_dir, {"database.url": url, "audit.node": f"bench-{secrets.token_hex(3)}"},
-                          quiet=True)
+    settings = initialise(data_dir, {"database.url": url}, quiet=True).replace(
+        audit__node=f"bench-{secrets.token_hex(3)}")
     kernel = Kernel.open(settings)
     await kernel.start()
     writer = kernel.audit
@@ -75,6 +77,19 @@ async def one_round(data_dir: Path, url: str, records: int) -> dict[str, float]:
         started = time.perf_counter()
         await writer.write(event(n))
         idle.append(time.perf_counter() - started)
+
+    paced: list[float] = []
+
+    async def one(n: int) -> None:
+        started = time.perf_counter()
+        await writer.write(event(n))
+        paced.append(time.perf_counter() - started)
+
+    tasks = []
+    for n in range(PACED_RATE * 2):  # requests arriving at a steady PACED_RATE per second for 2 s
+        tasks.append(asyncio.create_task(one(n)))
+        await asyncio.sleep(1 / PACED_RATE)
+    await asyncio.gather(*tasks)
     await kernel.close()
 
     kernel = Kernel.open(settings)
@@ -87,10 +102,12 @@ async def one_round(data_dir: Path, url: str, records: int) -> dict[str, float]:
         verified = time.perf_counter() - started
     kernel.engine.dispose()
     assert not report.findings, report.lines()
-    assert count == records + 200, f"{count} records in the database, expected {records + 200}"
+    expected = records + 200 + PACED_RATE * 2
+    assert count == expected, f"{count} records in the database, expected {expected}"
     return {"durable/s": records / durable, "p50 ms": percentile(waits, 0.5) * 1e3,
             "p95 ms": percentile(waits, 0.95) * 1e3, "p99 ms": percentile(waits, 0.99) * 1e3,
             "idle p50 ms": statistics.median(idle) * 1e3, "idle p99 ms": percentile(idle, 0.99) * 1e3,
+            "1k/s p95 ms": percentile(paced, 0.95) * 1e3, "1k/s p99 ms": percentile(paced, 0.99) * 1e3,
             "shipped/s": records / shipped, "verify/s": count / verified}
 
 
@@ -125,20 +142,20 @@ async def main() -> None:
             backends["postgresql"], admin = scratch_postgres(args.postgres)
         try:
             results: dict[str, list[dict[str, float]]] = {name: [] for name in backends}
-            for round_no in range(args.rounds):
+            for _ in range(args.rounds):
                 for name, url in backends.items():
-                    results[name].append(await one_round(Path(tmp) / f"{name}-{round_no}", url, args.records))
+                    results[name].append(await one_round(Path(tmp) / name, url, args.records))
         finally:
             if admin:
                 drop_postgres(backends["postgresql"], admin)
     print(f"audit writer: {args.records} records per round, {CONCURRENCY} concurrent writers, "
           f"{args.rounds} rounds, {os.cpu_count()} cores; medians")
     keys = list(next(iter(results.values()))[0])
-    print(f"{'database':<12}" + "".join(f"{k:>13}" for k in keys))
+    print(f"{'database':<11}" + "".join(f"{k:>12}" for k in keys))
     medians = {}
     for name, rounds in results.items():
         medians[name] = {k: statistics.median(r[k] for r in rounds) for k in keys}
-        print(f"{name:<12}" + "".join(f"{medians[name][k]:>13,.1f}" for k in keys))
+        print(f"{name:<11}" + "".join(f"{medians[name][k]:>12,.1f}" for k in keys))
     if "postgresql" in medians:
         m = medians
         print(f"ratio postgresql/sqlite: durable {m['postgresql']['durable/s'] / m['sqlite']['durable/s']:.2f}, "
