@@ -4,6 +4,7 @@ copies carry the chain and verify; pruning leaves a signed anchor so what remain
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import re
@@ -297,3 +298,40 @@ async def test_verify_reads_segment_files_where_the_node_kept_them(tmp_path: Pat
     assert f"MODIFIED   {NODE} #4: the database copy differs from the node's segment file" in problems
     assert any(p.startswith(f"TRUNCATED  {NODE} #17-#20") and p.endswith("the node's segment files still hold them")
                for p in problems)
+
+
+async def test_a_full_disk_refuses_records_and_leaves_the_segment_whole(tmp_path: Path) -> None:
+    """When the segment cannot grow (here: a file size limit, as a full disk), writes are refused with a clear
+    reason, nothing half-written stays behind, and once there is room the chain carries on without a gap."""
+    import resource
+    import signal
+
+    from gatehouse.audit import AuditUnavailable, SegmentAuditWriter
+    from gatehouse.audit.segments import read_segment, segment_files
+
+    folder = tmp_path / "audit" / NODE
+    writer = SegmentAuditWriter(folder, NODE)
+    await writer.start()
+    big = "x" * 400
+
+    async def write(n: int) -> None:
+        await writer.write(AuditEvent(Tag.GATEWAY_REQUEST_ALLOWED, "gateway", host="allowed.test", path=f"/{n}",
+                                      reason=big))
+
+    await write(1)
+    size = segment_files(folder)[0].stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + size // 2, hard))
+    try:
+        with pytest.raises(AuditUnavailable, match="the audit segment cannot be written"):
+            await asyncio.gather(*(write(n) for n in range(2, 6)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert segment_files(folder)[0].stat().st_size == size, "a refused batch leaves nothing behind"
+    await write(6)
+    await writer.close()
+    records = [record for path in segment_files(folder) for record, _ in read_segment(path)]
+    assert [(r.seq, r.body["path"]) for r in records] == [(1, "/1"), (2, "/6")]
+    assert records[1].prev_hash == records[0].hash and all(r.intact for r in records)

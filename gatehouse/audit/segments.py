@@ -64,6 +64,23 @@ def recover(folder: Path) -> tuple[int, str]:
     return 0, GENESIS
 
 
+def cut_torn_tail(path: Path) -> None:
+    """Drop an unfinished last line (never acknowledged) so that the next record starts on a line of its own."""
+    with path.open("r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        start = max(0, size - 1024 * 1024)
+        f.seek(start)
+        tail = f.read()
+        newline = tail.rfind(b"\n")
+        f.truncate(start + newline + 1 if newline >= 0 else 0)
+        os.fsync(f.fileno())
+
+
 class SegmentAppender:
     """Appends batches of linked records and fsyncs them; rotates to a new file past SEGMENT_BYTES."""
 
@@ -82,10 +99,19 @@ class SegmentAppender:
         assert self._fd is not None
         data = b"".join(r.line() for r in records)
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            # Disk full or the like: take back a partly written batch so that the next one starts on a line of
+            # its own (its records were refused, not acknowledged).
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                self.close()  # reopened (and the torn tail cut by the next recovery) on the next append
+            raise
         self._size += len(data)
 
     def _open(self, first_seq: int) -> None:
@@ -95,6 +121,8 @@ class SegmentAppender:
             path = files[-1]
         else:
             path = self.folder / segment_name(first_seq)
+        if path.exists():
+            cut_torn_tail(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._file, self._size = path, os.fstat(self._fd).st_size
         dir_fd = os.open(self.folder, os.O_RDONLY)
