@@ -55,14 +55,10 @@ class Kernel:
     audit: SegmentAuditWriter | None = None
     _shipping: asyncio.Task[None] | None = None
     _stop_shipping: asyncio.Event = field(default_factory=asyncio.Event)
+    shipper: Shipper = field(init=False)
 
-    @property
-    def shipper(self) -> Shipper:
-        if self._shipper is None:
-            self._shipper = Shipper(self.factory, self.settings.audit_dir)
-        return self._shipper
-
-    _shipper: Shipper | None = None
+    def __post_init__(self) -> None:
+        self.shipper = Shipper(self.factory, self.settings.audit_dir)
 
     def signer(self) -> Signer:
         """The node's checkpoint key, made on first use for data dirs older than checkpoints."""

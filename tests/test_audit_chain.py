@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select, text, update
 
 from gatehouse.audit import AuditEvent, Tag
@@ -335,3 +336,38 @@ async def test_a_full_disk_refuses_records_and_leaves_the_segment_whole(tmp_path
     records = [record for path in segment_files(folder) for record, _ in read_segment(path)]
     assert [(r.seq, r.body["path"]) for r in records] == [(1, "/1"), (2, "/6")]
     assert records[1].prev_hash == records[0].hash and all(r.intact for r in records)
+
+
+def test_recovery_cuts_a_torn_tail_and_finds_the_last_record_from_the_end(tmp_path: Path) -> None:
+    """A crash mid-write leaves part of a line: recovery cuts it and resumes after the last whole record, even
+    when records are longer than the window it reads backwards with."""
+    from gatehouse.audit.segments import TAIL_CHUNK, SegmentAppender, read_segment, recover, segment_files
+    from gatehouse.audit.signing import Checkpoint, Signer, append_checkpoint, last_checkpoint_seq
+
+    folder = tmp_path / NODE
+    appender = SegmentAppender(folder)
+    prev, records = "0" * 64, []
+    for n, size in enumerate((10, 3 * TAIL_CHUNK, 20), start=1):
+        record = link(NODE, n, prev, {"path": "/" + "p" * size, "n": n})
+        records.append(record)
+        prev = record.hash
+    appender.append(records)
+    appender.close()
+    path = segment_files(folder)[0]
+    whole = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(records[1].line()[: TAIL_CHUNK + 7])  # torn, and longer than one backwards read
+    assert recover(folder) == (3, records[-1].hash)
+    assert path.stat().st_size == whole
+    assert [r.seq for r, _ in read_segment(path)] == [1, 2, 3]
+    path.write_bytes(b"")
+    assert recover(folder) == (0, "0" * 64) and not path.exists(), "an empty last segment is removed"
+
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    append_checkpoint(folder, signer.sign(NODE, "checkpoint", 2, records[1].hash, "2026-11-23T10:00:00"))
+    with (folder / "checkpoints.jsonl").open("ab") as f:
+        f.write(b'{"at":"2026-11-23T10:01:00","hash":"')  # a crash mid-append
+    append_checkpoint(folder, signer.sign(NODE, "checkpoint", 3, records[2].hash, "2026-11-23T10:02:00"))
+    lines = (folder / "checkpoints.jsonl").read_bytes().splitlines()
+    assert [Checkpoint.from_json(line).seq for line in lines] == [2, 3] and last_checkpoint_seq(folder) == 3

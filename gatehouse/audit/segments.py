@@ -11,10 +11,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from gatehouse.audit.chain import GENESIS, Linked
 
 SEGMENT_BYTES = 64 * 1024 * 1024
+TAIL_CHUNK = 64 * 1024
 
 
 def segment_files(folder: Path) -> list[Path]:
@@ -39,46 +41,61 @@ def read_segment(path: Path, offset: int = 0) -> Iterator[tuple[Linked, int]]:
             yield Linked.from_line(line), position
 
 
-def recover(folder: Path) -> tuple[int, str]:
-    """The last durable sequence number and hash of a node (0 and the genesis hash when it has none).
-
-    A torn tail is cut off the last segment so that new records follow the last complete one.
-    """
-    files = segment_files(folder)
-    while files:
-        last = files[-1]
-        seq, digest, end = 0, GENESIS, 0
-        for record, position in read_segment(last):
-            seq, digest, end = record.seq, record.hash, position
-        if end < last.stat().st_size:
-            with last.open("r+b") as f:
-                f.truncate(end)
-                os.fsync(f.fileno())
-        if seq:
-            return seq, digest
-        if end == 0:
-            last.unlink()
-            files.pop()
-            continue
-        return seq, digest
-    return 0, GENESIS
+def _line_start(f: BinaryIO, end: int) -> int:
+    """Offset where the line that ends at `end` starts: just after the newline before it, or 0."""
+    position = end
+    while position > 0:
+        step = min(TAIL_CHUNK, position)
+        f.seek(position - step)
+        found = f.read(step).rfind(b"\n")
+        if found >= 0:
+            return position - step + found + 1
+        position -= step
+    return 0
 
 
 def cut_torn_tail(path: Path) -> None:
     """Drop an unfinished last line (never acknowledged) so that the next record starts on a line of its own."""
     with path.open("r+b") as f:
         size = f.seek(0, os.SEEK_END)
-        if size == 0:
+        f.seek(max(size - 1, 0))
+        if size == 0 or f.read(1) == b"\n":
             return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        start = max(0, size - 1024 * 1024)
-        f.seek(start)
-        tail = f.read()
-        newline = tail.rfind(b"\n")
-        f.truncate(start + newline + 1 if newline >= 0 else 0)
+        f.truncate(_line_start(f, size))
         os.fsync(f.fileno())
+
+
+def last_line(path: Path) -> bytes | None:
+    """The last complete line of a file, read from the end (segments and checkpoint files grow large)."""
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(size - 1, 0))
+        if size == 0 or f.read(1) != b"\n":
+            end = _line_start(f, size)  # a torn tail: the complete line is the one before it
+        else:
+            end = size
+        if end == 0:
+            return None
+        start = _line_start(f, end - 1)
+        f.seek(start)
+        return f.read(end - start)
+
+
+def recover(folder: Path) -> tuple[int, str]:
+    """The last durable sequence number and hash of a node (0 and the genesis hash when it has none).
+
+    A torn tail is cut off the last segment so that new records follow the last complete one; an empty last
+    segment is removed.
+    """
+    files = segment_files(folder)
+    while files:
+        cut_torn_tail(files[-1])
+        line = last_line(files[-1])
+        if line is not None:
+            record = Linked.from_line(line)
+            return record.seq, record.hash
+        files.pop().unlink()
+    return 0, GENESIS
 
 
 class SegmentAppender:

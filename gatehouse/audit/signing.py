@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from gatehouse.audit.chain import canonical
+from gatehouse.audit.segments import cut_torn_tail, last_line
 from gatehouse.errors import GatehouseError
 
 CHECKPOINT = "checkpoint"
@@ -157,7 +158,10 @@ def checkpoint_file(node_folder: Path) -> Path:
 
 def append_checkpoint(node_folder: Path, point: Checkpoint) -> None:
     node_folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(checkpoint_file(node_folder), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    path = checkpoint_file(node_folder)
+    if path.exists():
+        cut_torn_tail(path)  # a line cut short by a crash would swallow this one
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, point.line())
         os.fsync(fd)
@@ -165,13 +169,8 @@ def append_checkpoint(node_folder: Path, point: Checkpoint) -> None:
         os.close(fd)
 
 
-def read_checkpoints(node_folder: Path) -> list[Checkpoint]:
+def last_checkpoint_seq(node_folder: Path) -> int:
+    """The sequence number the node's latest checkpoint signs (0 when it has none)."""
     path = checkpoint_file(node_folder)
-    if not path.exists():
-        return []
-    points = []
-    with path.open("rb") as f:
-        for line in f:
-            if line.endswith(b"\n"):
-                points.append(Checkpoint.from_json(line))
-    return points
+    line = last_line(path) if path.exists() else None
+    return Checkpoint.from_json(line).seq if line else 0

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gatehouse.audit.chain import BODY_FIELDS, GENESIS, Linked
@@ -149,11 +149,11 @@ def check_points(report: Report, node: str, points: list[Checkpoint], keyring: K
 
 def check_chain(report: Report, node: str, records: Iterable[Linked], *, anchor: Checkpoint | None,
                 checkpoints: dict[int, Checkpoint], partial: bool = False,
-                elsewhere: dict[int, str] | None = None) -> NodeSummary:
+                elsewhere: set[int] | None = None) -> NodeSummary:
     """Hashes, links and gaps in sequence order, checked against the signed checkpoints.
 
     `partial`: the records start at a chosen time, so the first one's link is taken as given.
-    `elsewhere`: hashes of records found only outside this source (segments), to say where a tail survives.
+    `elsewhere`: sequence numbers found only outside this source (segments), to say where a tail survives.
     """
     summary = NodeSummary(node, anchored_at=anchor.seq if anchor else 0)
     start_seq, last_hash = (anchor.seq + 1, anchor.hash) if anchor else (1, GENESIS)
@@ -201,29 +201,24 @@ def check_chain(report: Report, node: str, records: Iterable[Linked], *, anchor:
     return summary
 
 
-def compare_segments(report: Report, node: str, database: Iterator[Linked], segments: Iterable[Linked]) -> int:
-    """Records both in the database and in the node's segment files must be the same; returns how many
-    segment records the database does not have yet (not shipped)."""
+def compare_segments(report: Report, node: str, database: Iterator[Linked], segments: Iterable[Linked]) -> set[int]:
+    """Records both in the database and in the node's segment files must be the same; returns the sequence
+    numbers only the segment files hold (not shipped yet, or removed from the database)."""
+    only_in_segments: set[int] = set()
+    current = next(database, None)
     try:
-        return _compare(report, node, database, segments)
+        for record in segments:
+            while current is not None and current.seq < record.seq:
+                current = next(database, None)
+            if current is None or current.seq != record.seq:
+                only_in_segments.add(record.seq)
+            elif (current.hash, current.prev_hash, current.body) != (record.hash, record.prev_hash, record.body):
+                report.add(Problem.MODIFIED, node, record.seq, record.seq,
+                           "the database copy differs from the node's segment file")
     finally:
         if isinstance(database, Generator):
             database.close()
-
-
-def _compare(report: Report, node: str, db_iter: Iterator[Linked], segments: Iterable[Linked]) -> int:
-    current = next(db_iter, None)
-    unshipped = 0
-    for record in segments:
-        while current is not None and current.seq < record.seq:
-            current = next(db_iter, None)
-        if current is None or current.seq != record.seq:
-            unshipped += 1
-            continue
-        if current.hash != record.hash or current.body != record.body or current.prev_hash != record.prev_hash:
-            report.add(Problem.MODIFIED, node, record.seq, record.seq,
-                       "the database copy differs from the node's segment file")
-    return unshipped
+    return only_in_segments
 
 
 def segment_records(folder: Path) -> Iterator[Linked]:
@@ -235,10 +230,12 @@ def segment_records(folder: Path) -> Iterator[Linked]:
 # --- the database ------------------------------------------------------------------------------------------
 
 
-def _points_from_db(session: Session, node: str) -> list[Checkpoint]:
-    rows = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.node == node)
-                           .order_by(AuditCheckpoint.seq, AuditCheckpoint.id))
-    return [Checkpoint(r.node, r.kind, r.seq, r.hash, r.at, r.key_id, r.signature) for r in rows]
+def stored_checkpoints(session: Session, node: str | None = None) -> list[Checkpoint]:
+    """Checkpoints and anchors in the database, of one node or of all, in node and sequence order."""
+    query = select(AuditCheckpoint).order_by(AuditCheckpoint.node, AuditCheckpoint.seq, AuditCheckpoint.kind)
+    if node is not None:
+        query = query.where(AuditCheckpoint.node == node)
+    return [Checkpoint(r.node, r.kind, r.seq, r.hash, r.at, r.key_id, r.signature) for r in session.scalars(query)]
 
 
 def verify_database(session: Session, keyring: Keyring, *, since: datetime | None = None,
@@ -252,10 +249,10 @@ def verify_database(session: Session, keyring: Keyring, *, since: datetime | Non
     nodes |= set(witnessed)
     if LEGACY in nodes:
         nodes.discard(LEGACY)
-        count = len(session.scalars(select(AuditRecord.id).where(AuditRecord.node == LEGACY)).all())
+        count = session.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.node == LEGACY))
         report.notes.append(f"{count} records from before the chain existed (node {LEGACY}) cannot be verified")
     for node in sorted(nodes):
-        stored_points = _points_from_db(session, node)
+        stored_points = stored_checkpoints(session, node)
         stored = {(p.kind, p.seq) for p in stored_points}
         anchor, checkpoints = check_points(report, node, stored_points, keyring)
         if witnessed[node]:
@@ -286,13 +283,12 @@ def verify_database(session: Session, keyring: Keyring, *, since: datetime | Non
                 result.close()  # a server-side cursor on PostgreSQL
 
         folder = audit_dir / node if audit_dir is not None else None
-        elsewhere: dict[int, str] = {}
+        elsewhere: set[int] = set()
         if folder is not None and folder.is_dir():
-            unshipped = compare_segments(report, node, in_seq_order(), segment_records(folder))
-            if unshipped:
-                elsewhere = {r.seq: r.hash for r in segment_records(folder)}
-                report.notes.append(f"node {node}: {unshipped} records are in its segment files only (not shipped "
-                                    "to the database yet, or removed from it)")
+            elsewhere = compare_segments(report, node, in_seq_order(), segment_records(folder))
+            if elsewhere:
+                report.notes.append(f"node {node}: {len(elsewhere)} records are in its segment files only (not "
+                                    "shipped to the database yet, or removed from it)")
         summary = check_chain(report, node, in_seq_order(), anchor=anchor, checkpoints=checkpoints,
                               partial=since is not None, elsewhere=elsewhere)
         report.nodes.append(summary)

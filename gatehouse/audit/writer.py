@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from gatehouse.audit.chain import Linked, link
 from gatehouse.audit.records import AuditEvent
 from gatehouse.audit.segments import SegmentAppender, recover
-from gatehouse.audit.signing import CHECKPOINT, Signer, append_checkpoint, read_checkpoints
+from gatehouse.audit.signing import CHECKPOINT, Signer, append_checkpoint, last_checkpoint_seq
 from gatehouse.db.engine import utcnow
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ class SegmentAuditWriter:
     async def start(self, shipped_seq: int = 0) -> None:
         self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder)
         self.shipped_seq = min(shipped_seq, self.seq)
-        points = await asyncio.to_thread(read_checkpoints, self.folder)
-        self._checkpointed = max((p.seq for p in points), default=0)
+        self._checkpointed = await asyncio.to_thread(last_checkpoint_seq, self.folder)
         self._task = asyncio.create_task(self._run(), name=f"audit-writer-{self.node}")
         if self._signer is not None:
             self._checkpointing = asyncio.create_task(self._checkpoint_forever(), name=f"audit-checkpoints-{self.node}")

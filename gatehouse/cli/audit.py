@@ -15,8 +15,8 @@ from gatehouse.audit import AuditEvent, Tag
 from gatehouse.audit.exports import FORMATS, jsonl_lines
 from gatehouse.audit.prune import prune, prune_plan
 from gatehouse.audit.signing import Checkpoint, Keyring, key_paths, load_public
-from gatehouse.audit.verify import Report, verify_database, verify_export
-from gatehouse.db.models import AuditCheckpoint, AuditRecord
+from gatehouse.audit.verify import Report, stored_checkpoints, verify_database, verify_export
+from gatehouse.db.models import AuditRecord
 from gatehouse.errors import InvalidInput
 from gatehouse.kernel import Kernel
 from gatehouse.settings import Settings, load_settings
@@ -94,9 +94,7 @@ def read_witness(path: Path) -> list[Checkpoint]:
 
 def _stored_points(kernel: Kernel) -> list[Checkpoint]:
     with kernel.factory() as session:
-        rows = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.node, AuditCheckpoint.seq,
-                                                                AuditCheckpoint.kind))
-        return [Checkpoint(r.node, r.kind, r.seq, r.hash, r.at, r.key_id, r.signature) for r in rows]
+        return stored_checkpoints(session)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
