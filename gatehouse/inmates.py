@@ -93,3 +93,10 @@ def set_groups(inmate: Inmate, groups: list[str]) -> None:
     wanted = check_groups(groups)
     inmate.groups = [g for g in inmate.groups if g.name in wanted] + [
         InmateGroup(name=name) for name in wanted if name not in inmate.group_names]
+
+
+def set_language(session: Session, number: str, language: str) -> Inmate:
+    inmate = find_inmate(session, number)
+    inmate.language = check_language(language)
+    session.flush()
+    return inmate

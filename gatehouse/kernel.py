@@ -23,6 +23,7 @@ from gatehouse.bus import ControlBus, InProcessBus
 from gatehouse.db.engine import make_engine, pending_migrations, session_factory
 from gatehouse.errors import GatehouseError
 from gatehouse.policy_store import PolicyHolder
+from gatehouse.ratelimit import RateLimiter, limiter_for
 from gatehouse.sessions import SessionPolicy
 from gatehouse.settings import Settings
 
@@ -52,6 +53,7 @@ class Kernel:
     factory: sessionmaker[Session]
     policies: PolicyHolder
     bus: ControlBus = field(default_factory=InProcessBus)
+    limiter: RateLimiter = field(default_factory=lambda: limiter_for(""))
     audit: SegmentAuditWriter | None = None
     _shipping: asyncio.Task[None] | None = None
     _stop_shipping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -98,7 +100,8 @@ class Kernel:
                 f"the database is not up to date; run `gatehouse db upgrade --data-dir {settings.data_dir}`")
         factory = session_factory(engine)
         return cls(settings, engine, factory,
-                   PolicyHolder(settings.policy_dir, factory, ZoneInfo(settings["facility.timezone"])))
+                   PolicyHolder(settings.policy_dir, factory, ZoneInfo(settings["facility.timezone"])),
+                   limiter=limiter_for(settings["redis.url"]))
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -141,4 +144,5 @@ class Kernel:
             await self._shipping
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await self.ship()
+        await self.limiter.close()
         self.engine.dispose()

@@ -33,9 +33,13 @@ class EndReason(enum.StrEnum):
 
 
 class LoginRefused(GatehouseError):
-    def __init__(self, message: str, *, code: str, inmate: str = "", terminal: str = "") -> None:
+    """Why a PIN login was refused: `code` (and `left`, `until`) let the portal say it in the inmate's language."""
+
+    def __init__(self, message: str, *, code: str, inmate: str = "", terminal: str = "", left: int = 0,
+                 until: datetime | None = None) -> None:
         super().__init__(message)
         self.code, self.inmate, self.terminal = code, inmate, terminal
+        self.left, self.until = left, until
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ def _login(session: Session, policy: SessionPolicy, address: str, number: str, p
         return LoginRefused("Wrong inmate number or PIN.", code="wrong-pin", inmate=number, terminal=terminal.name)
     if inmate.locked_until and inmate.locked_until > now:
         return LoginRefused(_locked_message(inmate.locked_until, policy.timezone), code="locked", inmate=number,
-                            terminal=terminal.name)
+                            terminal=terminal.name, until=inmate.locked_until)
     if inmate.status != InmateStatus.ACTIVE.value:
         return LoginRefused("This account cannot log in now; ask staff.", code="not-active", inmate=number,
                             terminal=terminal.name)
@@ -121,10 +125,10 @@ def _login(session: Session, policy: SessionPolicy, address: str, number: str, p
         if left > 0:
             return LoginRefused(
                 f"Wrong inmate number or PIN. {left} attempt(s) left before the account is locked.",
-                code="wrong-pin", inmate=number, terminal=terminal.name)
+                code="wrong-pin", inmate=number, terminal=terminal.name, left=left)
         inmate.failed_attempts, inmate.locked_until = 0, now + policy.lock
         return LoginRefused(_locked_message(inmate.locked_until, policy.timezone), code="locked-now", inmate=number,
-                            terminal=terminal.name)
+                            terminal=terminal.name, until=inmate.locked_until)
     inmate.failed_attempts, inmate.locked_until = 0, None
     replaced = _end(session, _open_rows(
         session, or_(InmateSession.terminal_id == terminal.id, InmateSession.inmate_id == inmate.id)),

@@ -80,6 +80,17 @@ def _text(value: Any) -> str:
     return value
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _timezone(value: Any) -> str:
     try:
         ZoneInfo(_text(value))
@@ -147,6 +158,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("portal.port", 8080, "Port the portal listens on.", _port),
     Setting("portal.public_url", "", "URL terminals use to reach the portal; empty means http://HOST:PORT.",
             _text),
+    Setting("portal.secure_cookies", False,
+            "Mark cookies Secure (set true when the portal is served over HTTPS).", _boolean),
     Setting("proxy.host", "127.0.0.1", "Address the gateway listens on (the terminals' proxy).", _text),
     Setting("proxy.port", 3128, "Port the gateway listens on.", _port),
     Setting("proxy.resolve", (), "HOST=ADDR:PORT mappings for internal content servers, like curl --resolve.",
@@ -166,6 +179,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit.privileged_hosts", (), "Hosts (e.g. a lawyer's portal) recorded without paths.", _host_list),
     Setting("login.max_attempts", 5, "Wrong PINs in a row before an inmate account is locked.", _positive),
     Setting("login.lock_minutes", 15, "How long a locked inmate account stays locked.", _positive),
+    Setting("login.window_minutes", 15, "The window in which login attempts are counted for the limits below.",
+            _positive),
+    Setting("login.attempts_per_address", 30,
+            "Login attempts (inmate or staff) one address may make per window before it must wait.", _positive),
+    Setting("login.staff_failures_per_account", 5,
+            "Wrong passwords or codes for one staff account per window before it must wait.", _positive),
+    Setting("login.attempts_per_minute", 600, "Login attempts per minute across the whole portal.", _positive),
+    Setting("staff.idle_minutes", 15, "A staff session ends after this many idle minutes.", _positive),
+    Setting("staff.max_hours", 10, "A staff session ends this many hours after login at the latest.", _positive),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -265,6 +287,8 @@ def load_settings(data_dir: Path | str, environ: Mapping[str, str] | None = None
 def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(str(v)) for v in value) + "]"
     return str(value)

@@ -1,7 +1,8 @@
-"""The portal's app factory."""
+"""The portal's app factory: middlewares, templates with gettext, every domain's routes, each with its rule."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -10,13 +11,20 @@ from aiohttp import web
 
 from gatehouse.ca import ca_cert_file
 from gatehouse.kernel import Kernel
+from gatehouse.staff import StaffSessionPolicy
+from portal import i18n
+from portal.access import check_routes, public, session_middleware
+from portal.admin.views import routes as admin_routes
 from portal.auth.views import routes as auth_routes
-from portal.keys import KERNEL
+from portal.keys import KERNEL, STAFF_POLICY
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
+from portal.staff.views import routes as staff_routes
 
 HERE = Path(__file__).parent
+DOMAINS = ("auth", "staff", "admin")
 
 
+@public
 async def ca_certificate(request: web.Request) -> web.FileResponse:
     """The facility CA for terminals to trust, so inspected sites open without warnings."""
     path = ca_cert_file(request.app[KERNEL].settings.ca_dir)
@@ -27,19 +35,33 @@ async def ca_certificate(request: web.Request) -> web.FileResponse:
         "Content-Disposition": 'attachment; filename="gatehouse-ca.pem"'})
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def templates() -> jinja2.BaseLoader:
+    """Shared layout and partials in templates/, each domain's screens in its own templates/<domain>/."""
+    return jinja2.FileSystemLoader([HERE / "templates"] + [HERE / d / "templates" for d in DOMAINS])
+
+
 def create_app(kernel: Kernel) -> web.Application:
-    app = web.Application(middlewares=[headers_middleware, audit_middleware, csrf_middleware],
-                          client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[headers_middleware, audit_middleware, session_middleware, csrf_middleware],
+        client_max_size=8 * 1024 * 1024)
     app[KERNEL] = kernel
-    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                               undefined=jinja2.StrictUndefined)
+    settings = kernel.settings
+    app[STAFF_POLICY] = StaffSessionPolicy(timedelta(minutes=settings["staff.idle_minutes"]),
+                                           timedelta(hours=settings["staff.max_hours"]))
+    env = aiohttp_jinja2.setup(app, loader=templates(), autoescape=True, undefined=jinja2.StrictUndefined,
+                               extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["portal_name"] = "Gatehouse"
     app.add_routes(auth_routes)
+    app.add_routes(staff_routes)
+    app.add_routes(admin_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
+    check_routes(app)
     return app

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
+from portal.i18n import _
 from portal.keys import ACTOR, CSRF, KERNEL, TERMINAL
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,26 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         sent = str(form.get(CSRF_FIELD, ""))
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not sent or not cookie or not hmac.compare_digest(sent, cookie):
-            raise web.HTTPForbidden(text="The form expired or did not come from this portal. "
-                                         "Go back, reload the page and try again.")
+            raise web.HTTPForbidden(text=_("The form expired or did not come from this portal. "
+                                           "Go back, reload the page and try again."))
     response = await handler(request)
     if CSRF in request:
-        response.set_cookie(CSRF_COOKIE, request[CSRF], httponly=True, samesite="Strict", path="/")
+        set_cookie(request, response, CSRF_COOKIE, request[CSRF])
     return response
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
+               max_age: int | None = None) -> None:
+    """Every cookie of the portal: HttpOnly, SameSite=Strict, Secure when the portal is served over HTTPS."""
+    response.set_cookie(name, value, httponly=True, samesite="Strict", path="/", max_age=max_age,
+                        secure=request.app[KERNEL].settings["portal.secure_cookies"])
+
+
+def _harden(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")  # staff pages must not come back from the cache
 
 
 @web.middleware
@@ -58,11 +73,9 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        for name, value in SECURITY_HEADERS.items():
-            exc.headers.setdefault(name, value)
+        _harden(request, exc.headers)
         raise
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    _harden(request, response.headers)
     return response
 
 

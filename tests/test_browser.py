@@ -62,7 +62,7 @@ async def test_inmate_logs_in_and_browses_through_the_gateway(page, platform: Pl
     await page.get_by_label("Inmate number").fill(INMATE)
     await page.get_by_label("PIN").fill("0000")
     await page.get_by_role("button", name="Log in").click()
-    assert "4 attempt(s) left" in await page.get_by_role("alert").inner_text()
+    assert "4 attempts left" in await page.get_by_role("alert").inner_text()
     assert await page.get_by_label("Inmate number").input_value() == INMATE
 
     await page.get_by_label("PIN").fill(PIN)

@@ -9,7 +9,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -43,11 +43,30 @@ class InmateStatus(enum.StrEnum):
     RELEASED = "released"
 
 
+class StaffRole(enum.StrEnum):
+    EDUCATION = "education"
+    SECURITY = "security"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
 class Facility(Base):
     __tablename__ = "facilities"
     id: Mapped[intpk]
     name: Mapped[str255] = mapped_column(unique=True)
     timezone: Mapped[str64]
+    units: Mapped[list[Unit]] = relationship(cascade="all, delete-orphan", order_by="Unit.name", lazy="selectin")
+
+
+class Unit(Base):
+    """A wing or block of a facility; terminals stand in one, lockdowns (issue of live control) target one."""
+
+    __tablename__ = "units"
+    id: Mapped[intpk]
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    name: Mapped[str64]
+
+    __table_args__ = (UniqueConstraint("facility_id", "name"),)
 
 
 class Terminal(Base):
@@ -113,6 +132,76 @@ class InmateSession(Base):
     )
 
 
+class StaffAccount(Base):
+    """A member of staff: argon2 password, mandatory TOTP, one or more roles."""
+
+    __tablename__ = "staff_accounts"
+    id: Mapped[intpk]
+    username: Mapped[str64] = mapped_column(unique=True)
+    display_name: Mapped[str255] = mapped_column(default="")
+    password_hash: Mapped[str255]
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    totp_secret: Mapped[str64]
+    totp_enrolled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    """The time step of the last accepted code; only a strictly later one passes (no replay)."""
+    password_changed_at: Mapped[utc]
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[utc]
+    roles: Mapped[list[StaffAccountRole]] = relationship(
+        cascade="all, delete-orphan", order_by="StaffAccountRole.role", lazy="selectin")
+
+    @property
+    def role_names(self) -> list[str]:
+        return [r.role for r in self.roles]
+
+
+class StaffAccountRole(Base):
+    __tablename__ = "staff_roles"
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class RecoveryCode(Base):
+    """A single-use second factor; only its SHA-256 is kept (the code carries 80 random bits)."""
+
+    __tablename__ = "staff_recovery_codes"
+    id: Mapped[intpk]
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str64]
+    created_at: Mapped[utc]
+    used_at: Mapped[datetime | None]
+
+
+class StaffSession(Base):
+    """A staff browser session; the cookie holds a token, the table its SHA-256. Survives restarts."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[intpk]
+    token_hash: Mapped[str64] = mapped_column(unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str64] = mapped_column(default="")
+    created_at: Mapped[utc]
+    last_seen_at: Mapped[utc]
+    expires_at: Mapped[utc]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    account: Mapped[StaffAccount] = relationship(lazy="joined")
+
+
+class StaffNotice(Base):
+    """A security event the account holder is shown at next login (e.g. a replayed TOTP code)."""
+
+    __tablename__ = "staff_notices"
+    id: Mapped[intpk]
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[utc]
+    kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str64] = mapped_column(default="")
+    shown_at: Mapped[datetime | None]
+
+
 class PolicyRule(Base):
     """A rule curated in the portal; YAML files are the other source, both compile into one snapshot."""
 
@@ -175,5 +264,6 @@ class AuditCheckpoint(Base):
 
 __all__ = [
     "AuditCheckpoint", "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession", "InmateStatus",
-    "PolicyRule", "Terminal", "TerminalKind",
+    "PolicyRule", "RecoveryCode", "StaffAccount", "StaffAccountRole", "StaffNotice", "StaffRole", "StaffSession",
+    "Terminal", "TerminalKind", "Unit",
 ]

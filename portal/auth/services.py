@@ -3,49 +3,83 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.bus import SessionEnded, SessionStarted
 from gatehouse.db.engine import utcnow
+from gatehouse.inmates import set_language
 from gatehouse.kernel import Kernel
 from gatehouse.sessions import ActiveSession, EndReason, LoginRefused, end_session, login, resolve
+from portal import i18n, throttle
+from portal.i18n import _, ngettext
 
 
-async def _record(kernel: Kernel, event: AuditEvent) -> None:
+async def record(kernel: Kernel, event: AuditEvent) -> None:
     if kernel.audit is not None:
         await kernel.audit.write(event)
 
 
+def refusal_message(refused: LoginRefused, zone: ZoneInfo) -> str:
+    """The refusal in the inmate's language; the kernel's English text stays for the CLI and the log."""
+    if refused.code == "unknown-terminal":
+        return _("This computer is not registered as a terminal; ask staff.")
+    if refused.code == "wrong-pin" and refused.left:
+        return _("Wrong inmate number or PIN.") + " " + ngettext(
+            "%(num)d attempt left before the account is locked.",
+            "%(num)d attempts left before the account is locked.", refused.left) % {"num": refused.left}
+    if refused.code.startswith("locked") and refused.until is not None:
+        return _("Too many wrong PINs. This account is locked until %(time)s; try again then.") % {
+            "time": i18n.format_time(refused.until, zone)}
+    if refused.code == "not-active":
+        return _("This account cannot log in now; ask staff.")
+    if refused.code == "race":
+        return _("Another login on this terminal happened at the same moment; try again.")
+    return _("Wrong inmate number or PIN.")
+
+
 async def log_in(kernel: Kernel, address: str, number: str, pin: str) -> ActiveSession:
+    """Raises Throttled or LoginUnavailable before any PIN is hashed, LoginRefused after."""
+    await throttle.before_attempt(kernel, address)
     try:
         active, replaced = await asyncio.to_thread(
             login, kernel.factory, kernel.session_policy, address=address, number=number, pin=pin, now=utcnow())
     except LoginRefused as refused:
         tag = Tag.PORTAL_LOGIN_LOCKED if refused.code.startswith("locked") else Tag.PORTAL_LOGIN_FAILURE
-        await _record(kernel, AuditEvent(tag, "portal", actor=refused.inmate, terminal=refused.terminal,
-                                         client_addr=address, reason=refused.code))
+        await record(kernel, AuditEvent(tag, "portal", actor=refused.inmate, terminal=refused.terminal,
+                                        client_addr=address, reason=refused.code))
         raise
     for old in replaced:
         await kernel.bus.publish(SessionEnded(old.terminal_address, old.token, EndReason.REPLACED))
     await kernel.bus.publish(SessionStarted(active.terminal_address, active.token))
-    await _record(kernel, AuditEvent(Tag.PORTAL_LOGIN_SUCCESS, "portal", actor=active.inmate_number,
-                                     terminal=active.terminal_name, client_addr=address))
+    await record(kernel, AuditEvent(Tag.PORTAL_LOGIN_SUCCESS, "portal", actor=active.inmate_number,
+                                    terminal=active.terminal_name, client_addr=address))
     return active
 
 
 async def log_out(kernel: Kernel, active: ActiveSession, address: str) -> None:
     await asyncio.to_thread(end_session, kernel.factory, active.token, EndReason.LOGOUT, utcnow())
     await kernel.bus.publish(SessionEnded(active.terminal_address, active.token, EndReason.LOGOUT))
-    await _record(kernel, AuditEvent(Tag.PORTAL_LOGOUT, "portal", actor=active.inmate_number,
-                                     terminal=active.terminal_name, client_addr=address))
+    await record(kernel, AuditEvent(Tag.PORTAL_LOGOUT, "portal", actor=active.inmate_number,
+                                    terminal=active.terminal_name, client_addr=address))
+
+
+async def choose_language(kernel: Kernel, active: ActiveSession, language: str) -> None:
+    """Remembered per inmate: the next login, on any terminal, opens in this language."""
+    await asyncio.to_thread(_store_language, kernel, active.inmate_number, language)
+
+
+def _store_language(kernel: Kernel, number: str, language: str) -> None:
+    with kernel.factory.begin() as session:
+        set_language(session, number, language)
 
 
 async def current(kernel: Kernel, address: str, token: str | None) -> ActiveSession | None:
     """The session of this terminal, if the browser holds its cookie."""
     if not token:
         return None
-    _, active = await asyncio.to_thread(resolve, kernel.factory, kernel.session_policy, address, utcnow(),
-                                        touch=True)
+    _terminal, active = await asyncio.to_thread(resolve, kernel.factory, kernel.session_policy, address, utcnow(),
+                                                touch=True)
     if active is None or active.token != token:
         return None
     return active

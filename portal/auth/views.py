@@ -1,83 +1,105 @@
-"""Login, home and logout pages for inmates at a terminal."""
+"""Inmate pages at a terminal (login, home, logout) and the language switch every page carries."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import aiohttp_jinja2
 from aiohttp import web
 
-from gatehouse.sessions import ActiveSession, LoginRefused
+from gatehouse.sessions import LoginRefused
+from gatehouse.settings import LANGUAGES
+from gatehouse.staff import set_language as set_staff_language
+from portal.access import INMATE_COOKIE, LANGUAGE_COOKIE, client_address, inmate, public
 from portal.auth import services
 from portal.auth.forms import LoginForm
-from portal.keys import ACTOR, KERNEL, TERMINAL
-from portal.security import csrf_token
+from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
+from portal.layout import render, safe_next
+from portal.security import set_cookie
+from portal.throttle import LoginUnavailable, Throttled
 
-SESSION_COOKIE = "gh_session"
 routes = web.RouteTableDef()
 
 
-def _address(request: web.Request) -> str:
-    remote = request.remote or ""
-    return remote[7:] if remote.startswith("::ffff:") else remote
-
-
-async def _active(request: web.Request) -> ActiveSession | None:
-    active = await services.current(request.app[KERNEL], _address(request), request.cookies.get(SESSION_COOKIE))
-    if active is not None:
-        request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
-    return active
+def _zone(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
 
 
 def _login_page(request: web.Request, form: LoginForm, message: str = "", status: int = 200) -> web.Response:
-    context: dict[str, Any] = {"form": form, "message": message, "csrf_token": csrf_token(request)}
-    return aiohttp_jinja2.render_template("auth/login.html", request, context, status=status)
+    context: dict[str, Any] = {"form": form, "message": message}
+    return render(request, "auth/login.html", context, status)
 
 
 @routes.get("/", name="index")
+@public
 async def index(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/home" if await _active(request) else "/login")
+    kind = request[VIEWER].kind
+    raise web.HTTPFound({"inmate": "/home", "staff": "/staff", "pending": "/staff/login"}.get(kind, "/login"))
 
 
 @routes.get("/login", name="login")
+@public
 async def login_form(request: web.Request) -> web.Response:
-    if await _active(request):
+    if request[VIEWER].inmate is not None:
         raise web.HTTPFound("/home")
     return _login_page(request, LoginForm())
 
 
 @routes.post("/login")
+@public
 async def login_submit(request: web.Request) -> web.Response:
     form = LoginForm.parse(await request.post())
     if form.errors:
         return _login_page(request, form, status=400)
+    kernel = request.app[KERNEL]
     try:
-        active = await services.log_in(request.app[KERNEL], _address(request), form.inmate_number, form.pin)
+        active = await services.log_in(kernel, client_address(request), form.inmate_number, form.pin)
     except LoginRefused as refused:
         form.pin = ""
-        return _login_page(request, form, str(refused), status=403)
+        return _login_page(request, form, services.refusal_message(refused, _zone(request)), status=403)
+    except Throttled as throttled:
+        return _login_page(request, form, throttled.message(_zone(request)), status=429)
+    except LoginUnavailable as down:
+        return _login_page(request, form, down.message(), status=503)
     request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
     response = web.HTTPSeeOther("/home")
-    response.set_cookie(SESSION_COOKIE, active.token, httponly=True, samesite="Strict", path="/")
+    set_cookie(request, response, INMATE_COOKIE, active.token)
     raise response
 
 
 @routes.get("/home", name="home")
+@inmate
 async def home(request: web.Request) -> web.Response:
-    active = await _active(request)
-    if active is None:
-        raise web.HTTPFound("/login")
-    return aiohttp_jinja2.render_template("auth/home.html", request, {
-        "session": active, "csrf_token": csrf_token(request),
-        "facility": request.app[KERNEL].settings["facility.name"],
-    })
+    return render(request, "auth/home.html", {"session": request[VIEWER].inmate})
 
 
 @routes.post("/logout", name="logout")
+@public
 async def logout(request: web.Request) -> web.Response:
-    active = await _active(request)
+    active = request[VIEWER].inmate
     if active is not None:
-        await services.log_out(request.app[KERNEL], active, _address(request))
+        await services.log_out(request.app[KERNEL], active, client_address(request))
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(INMATE_COOKIE, path="/")
+    raise response
+
+
+@routes.post("/language", name="language")
+@public
+async def choose_language(request: web.Request) -> web.Response:
+    """Kept with the person when logged in (inmate or staff), in a cookie before login."""
+    data = await request.post()
+    language = str(data.get("language", ""))
+    back = safe_next(str(data.get("next", "/")))
+    if language not in LANGUAGES:
+        raise web.HTTPBadRequest(text=f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}")
+    viewer = request[VIEWER]
+    kernel = request.app[KERNEL]
+    if viewer.inmate is not None:
+        await services.choose_language(kernel, viewer.inmate, language)
+    elif viewer.staff is not None:
+        await asyncio.to_thread(set_staff_language, kernel.factory, viewer.staff.account_id, language)
+    response = web.HTTPSeeOther(back)
+    set_cookie(request, response, LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600)
     raise response

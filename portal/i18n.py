@@ -1,0 +1,97 @@
+"""Languages of the portal: gettext catalogues (Babel) for en, nl, fr, de, chosen per request.
+
+English is the source language. Catalogues are `translations/<lang>.po`, compiled in memory at start-up (no
+build step, nothing generated to commit). The language of a request lives in a context variable that the
+session middleware sets before the handler runs, so `_()` in forms and services and `{{ _() }}` in templates
+agree.
+"""
+
+from __future__ import annotations
+
+import gettext as stdlib_gettext
+import io
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_datetime as babel_datetime
+from babel.dates import format_time as babel_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from gatehouse.settings import LANGUAGES
+
+TRANSLATIONS = Path(__file__).parent / "translations"
+NAMES = {"en": "English", "nl": "Nederlands", "fr": "Français", "de": "Deutsch"}
+"""Each language named in itself, as a person looking for their own language expects to read it."""
+
+_current: ContextVar[str] = ContextVar("portal_language", default="en")
+
+
+@cache
+def catalogue(language: str) -> stdlib_gettext.NullTranslations:
+    if language == "en":
+        return stdlib_gettext.NullTranslations()
+    with (TRANSLATIONS / f"{language}.po").open("rb") as po:
+        compiled = io.BytesIO()
+        write_mo(compiled, read_po(po, locale=language))
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+def activate(language: str) -> None:
+    _current.set(language if language in LANGUAGES else "en")
+
+
+def current() -> str:
+    return _current.get()
+
+
+def gettext(message: str) -> str:
+    return catalogue(_current.get()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return catalogue(_current.get()).ngettext(singular, plural, n)
+
+
+_ = gettext
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction where it is defined; `_()` translates it where it is shown."""
+    return message
+
+
+def negotiate(accept_language: str, default: str) -> str:
+    """The first supported language in an Accept-Language header, by q-value (RFC 9110 12.5.4)."""
+    choices: list[tuple[float, int, str]] = []
+    for index, part in enumerate(accept_language.split(",")):
+        tag, _sep, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _eq, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and quality > 0:
+            choices.append((-quality, index, primary))
+    return min(choices)[2] if choices else default
+
+
+def format_datetime(when: datetime, zone: ZoneInfo, form: str = "medium") -> str:
+    """A stored (naive UTC) time as the reader expects it: their language's form, the facility's zone."""
+    aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return babel_datetime(aware, format=form, tzinfo=zone, locale=Locale.parse(_current.get()))
+
+
+def format_time(when: datetime, zone: ZoneInfo) -> str:
+    aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return babel_time(aware, format="short", tzinfo=zone, locale=Locale.parse(_current.get()))

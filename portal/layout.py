@@ -1,0 +1,79 @@
+"""What every page's frame shows: language, navigation by role, the CSRF token, the language switch.
+
+Templates receive these values ready to print; which links a role sees is decided here, not in templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from gatehouse.db.models import StaffRole
+from portal import i18n
+from portal.i18n import N_, _
+from portal.keys import KERNEL, VIEWER
+from portal.security import csrf_token
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    href: str
+    label: str
+    current: bool
+
+
+# (path, label, roles that see it; empty = any staff member). Labels are translated when the page renders.
+STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/staff", N_("Overview"), frozenset()),
+    ("/admin/staff", N_("Staff accounts"), frozenset({StaffRole.ADMIN})),
+    ("/admin/terminals", N_("Terminals"), frozenset({StaffRole.ADMIN})),
+    ("/admin/inmates", N_("Inmates"), frozenset({StaffRole.ADMIN})),
+    ("/admin/facility", N_("Facility and units"), frozenset({StaffRole.ADMIN})),
+    ("/staff/account", N_("My account"), frozenset()),
+)
+INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")),)
+
+
+def navigation(request: web.Request) -> list[Link]:
+    viewer = request.get(VIEWER)
+    if viewer is None:
+        return []
+    path = request.path
+    if viewer.kind == "staff":
+        return [Link(href, _(label), path == href or (href != "/staff" and path.startswith(href + "/")))
+                for href, label, roles in STAFF_LINKS if not roles or viewer.has(*roles)]
+    if viewer.kind == "inmate":
+        return [Link(href, _(label), path == href) for href, label in INMATE_LINKS]
+    return []
+
+
+def safe_next(value: str, default: str = "/") -> str:
+    """A local path to go back to; anything else (another site, `//host`) becomes the default."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) < 512:
+        return value
+    return default
+
+
+def page_context(request: web.Request) -> dict[str, Any]:
+    viewer = request.get(VIEWER)
+    return {
+        "lang": i18n.current(),
+        "languages": [(code, name) for code, name in i18n.NAMES.items()],
+        "nav": navigation(request),
+        "viewer_kind": viewer.kind if viewer is not None else "anonymous",
+        "viewer_name": (viewer.staff.display_name if viewer is not None and viewer.staff is not None else
+                        viewer.inmate.inmate_name if viewer is not None and viewer.inmate is not None else ""),
+        "csrf_token": csrf_token(request),
+        "here": request.path_qs,
+        "facility": request.app[KERNEL].settings["facility.name"],
+    }
+
+
+def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
+           status: int = 200) -> web.Response:
+    """A page in the frame every page shares; the screen's own context wins over the frame's."""
+    return aiohttp_jinja2.render_template(template, request, {**page_context(request), **(context or {})},
+                                          status=status)
