@@ -45,7 +45,14 @@ class RosterRow:
 class RosterReport:
     rows: list[RosterRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    """`SOURCE:LINE: message`, as the CLI prints them."""
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """The same as (line, message), for a screen that shows them in a table."""
     added: int = 0
+
+    def bad(self, source: str, line: int, message: str) -> None:
+        self.errors.append(f"{source}:{line}: {message}")
+        self.problems.append((line, message))
     updated: int = 0
 
 
@@ -57,12 +64,12 @@ def _header(names: list[str]) -> tuple[dict[str, int], list[str]]:
         if key is None:
             continue
         if key in columns:
-            errors.append(f"line 1: column {raw.strip()!r} given twice")
+            errors.append(f"column {raw.strip()!r} given twice")
         columns[key] = index
     if "number" not in columns:
-        errors.append("line 1: no inmate number column (number, inmate_number or offender_id)")
+        errors.append("no inmate number column (number, inmate_number or offender_id)")
     if "name" not in columns and not {"first_name", "last_name"} <= set(columns):
-        errors.append("line 1: no name column (name, or first_name and last_name)")
+        errors.append("no name column (name, or first_name and last_name)")
     return columns, errors
 
 
@@ -76,13 +83,14 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
     try:
         header = next(reader)
     except StopIteration:
-        report.errors.append(f"{source}:1: the file is empty")
+        report.bad(source, 1, "the file is empty")
         return report
     except csv.Error as exc:
-        report.errors.append(f"{source}:1: {exc}")
+        report.bad(source, 1, str(exc))
         return report
     columns, errors = _header(header)
-    report.errors += [f"{source}:{e}" for e in errors]
+    for message in errors:
+        report.bad(source, 1, message)
     if errors:
         return report
     seen: dict[str, int] = {}
@@ -94,13 +102,13 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
         except StopIteration:
             break
         except csv.Error as exc:
-            report.errors.append(f"{source}:{start}: {exc}")
+            report.bad(source, start, str(exc))
             break
         line = reader.line_num
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            report.errors.append(f"{source}:{start}: {len(cells)} cells, the header has {len(header)}")
+            report.bad(source, start, f"{len(cells)} cells, the header has {len(header)}")
             continue
 
         def cell(key: str, cells: list[str] = cells) -> str:
@@ -116,15 +124,15 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
             groups = check_groups(cell("groups").replace("|", ";").replace(",", ";").split(";"))
             pin = check_pin_format(cell("pin")) if cell("pin") else None
         except GatehouseError as exc:
-            report.errors.append(f"{source}:{start}: {exc}")
+            report.bad(source, start, str(exc))
             continue
         if number in seen:
-            report.errors.append(f"{source}:{start}: inmate {number} is on line {seen[number]} already")
+            report.bad(source, start, f"inmate {number} is on line {seen[number]} already")
             continue
         seen[number] = start
         report.rows.append(RosterRow(start, number, name, language, groups, pin))
     if not report.rows and not report.errors:
-        report.errors.append(f"{source}: no inmate rows after the header")
+        report.bad(source, 2, "no inmate rows after the header")
     return report
 
 

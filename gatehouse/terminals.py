@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gatehouse.db.engine import utcnow
-from gatehouse.db.models import Facility, InmateSession, Terminal, TerminalKind
+from gatehouse.db.models import Facility, InmateSession, Terminal, TerminalKind, Unit
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 
 
@@ -37,11 +37,27 @@ def add_terminal(session: Session, facility: Facility, *, name: str, address: st
         raise Conflict(f"a terminal named {name!r} exists already")
     if other := session.scalar(select(Terminal).where(Terminal.address == address)):
         raise Conflict(f"address {address} belongs to terminal {other.name!r} already")
-    terminal = Terminal(facility_id=facility.id, name=name, address=address, kind=kind, unit=unit.strip(),
+    unit = unit.strip()
+    if unit:
+        ensure_unit(session, facility, unit)
+    terminal = Terminal(facility_id=facility.id, name=name, address=address, kind=kind, unit=unit,
                         created_at=utcnow())
     session.add(terminal)
     session.flush()
     return terminal
+
+
+def ensure_unit(session: Session, facility: Facility, name: str) -> Unit:
+    """The unit (wing, block) by name, made on first mention, so lockdowns can name every unit a terminal is in."""
+    name = " ".join(name.split())
+    if not name or len(name) > 64:
+        raise InvalidInput("a unit name is 1 to 64 characters")
+    unit = session.scalar(select(Unit).where(Unit.facility_id == facility.id, Unit.name == name))
+    if unit is None:
+        unit = Unit(facility_id=facility.id, name=name)
+        session.add(unit)
+        session.flush()
+    return unit
 
 
 def list_terminals(session: Session) -> list[Terminal]:

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pyotp
 from sqlalchemy import select
 
 from gatehouse.audit.shipper import Shipper
 from gatehouse.ca import ca_cert_file
+from gatehouse.db.engine import utcnow
 from gatehouse.db.models import AuditRecord
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
 from gatehouse.settings import Settings
+from gatehouse.staff import add_staff
 from gatehouse.terminals import add_terminal
 
 if TYPE_CHECKING:
@@ -129,3 +134,25 @@ async def curl(platform: Platform, url: str, *, interface: str = CELL, method: s
     text = out.decode("utf-8", "replace")
     body, _, code = text.rpartition("\n")
     return CurlResult(int(code or 0), body, proc.returncode or 0)
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+@contextlib.asynccontextmanager
+async def staff_client(platform: Platform, address: str, username: str,
+                       roles: list[str]) -> AsyncIterator[aiohttp.ClientSession]:
+    """A browser of a new staff account that has logged in through the pages: password, then app enrolment."""
+    with platform.up.kernel.factory.begin() as db:
+        secret = add_staff(db, username=username, roles=roles, password=STAFF_PASSWORD, now=utcnow()).totp_secret
+    async with platform.client(address) as client:
+        async with client.get(f"{platform.portal}/staff/login") as page:
+            token = csrf_from(await page.text())
+        async with client.post(f"{platform.portal}/staff/login", data={
+                "username": username, "password": STAFF_PASSWORD, "csrf_token": token}) as resp:
+            assert resp.url.path == "/staff/enrol", await resp.text()
+            token = csrf_from(await resp.text())
+        async with client.post(f"{platform.portal}/staff/enrol", data={
+                "code": pyotp.TOTP(secret).now(), "csrf_token": token}) as resp:
+            assert resp.status == 200 and "recovery-codes" in await resp.text()
+        yield client

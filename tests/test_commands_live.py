@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pyotp
 import pytest
 
 from tests.conftest import Origin
@@ -66,6 +67,29 @@ async def login(portal: str, number: str, pin: str) -> None:
             assert resp.url.path == "/home", await resp.text()
 
 
+ROLE_WORDS = {"admin": "Administrator", "security": "Security", "education": "Education",
+              "supervisor": "Visit supervisor"}
+
+
+async def staff_login(portal: str, username: str, password: str) -> list[str]:
+    """Password, then enrolment with the key the page shows, as a person with a phone app would; the roles shown."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        async with client.get(f"{portal}/staff/login") as page:
+            token = csrf_from(await page.text())
+        async with client.post(f"{portal}/staff/login", data={"username": username, "password": password,
+                                                              "csrf_token": token}) as resp:
+            page_text = await resp.text()
+            assert resp.url.path == "/staff/enrol" and 'src="data:image/svg+xml' in page_text, page_text
+        key = re.search(r'data-testid="secret">([^<]+)<', page_text).group(1)  # type: ignore[union-attr]
+        code = pyotp.TOTP(key.replace(" ", "")).now()
+        async with client.post(f"{portal}/staff/enrol", data={"code": code,
+                                                              "csrf_token": csrf_from(page_text)}) as resp:
+            assert resp.status == 200 and "recovery-codes" in await resp.text()
+        async with client.get(f"{portal}/staff") as resp:
+            found = re.search(r'data-testid="roles">([^<]*)<', await resp.text())
+            return found.group(1).split(", ") if found else []
+
+
 async def fetch(proxy: str, url: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         "curl", "-s", "-k", "--max-time", "15", "--proxy", f"http://{proxy}", "-w", "\n%{http_code}", url,
@@ -104,6 +128,13 @@ async def test_demo_comes_up_and_works_as_it_says(tmp_path: Path) -> None:
         ):
             status, body = await fetch(proxy, url)
             assert (status, words in body) == (expected, True), (url, body[:300])
+        while "At first login each account" not in text:
+            text += await proxy_line(proc)
+        password = re.search(r"with password '([^']+)'", text).group(1)  # type: ignore[union-attr]
+        accounts = re.findall(r"^  (\w+) +(admin|security|education|supervisor)$", text, re.M)
+        assert sorted(role for _, role in accounts) == ["admin", "education", "security", "supervisor"]
+        for username, role in accounts:
+            assert await staff_login(portal, username, password) == [ROLE_WORDS[role]]
         await stop(proc, signal.SIGINT)
     assert not data_dir.exists()
 

@@ -45,6 +45,7 @@ class Tag(enum.StrEnum):
     ADMIN_INMATE_ADDED = "admin:inmate:added"
     ADMIN_INMATE_IMPORTED = "admin:inmate:imported"
     ADMIN_INMATE_PIN_SET = "admin:inmate:pin-set"
+    ADMIN_INMATE_CHANGED = "admin:inmate:changed"
     AUDIT_EXPORTED = "audit:records:exported"
     AUDIT_VERIFIED = "audit:chain:verified"
     AUDIT_PRUNED = "audit:records:pruned"

@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import serialization
 
 from gatehouse.ca import ca_cert_file
 from gatehouse.cli.ops import apply_run_options, initialise
+from gatehouse.db.engine import utcnow
 from gatehouse.demo.content import SITES, content_app, issue_origin_ca
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
 from gatehouse.settings import Settings
+from gatehouse.staff import add_staff
 from gatehouse.terminals import add_terminal
 
 INMATES = [
@@ -45,6 +47,11 @@ rules:
 """
 
 
+STAFF = (("ada", "Ada Admin", ["admin"]), ("sam", "Sam Security", ["security"]),
+         ("eva", "Eva Education", ["education"]), ("vic", "Vic Visits", ["supervisor"]))
+STAFF_PASSWORD = "gatehouse-demo-2026"
+
+
 def spki_hash(cert_file: Path) -> str:
     """The value for Chromium's --ignore-certificate-errors-spki-list (leaf certificates share the CA key)."""
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
@@ -62,6 +69,9 @@ def populate(settings: Settings) -> None:
                 add_terminal(session, facility, name=name, address=address, kind=kind, unit=unit)
             for number, name, language, groups, pin in INMATES:
                 add_inmate(session, facility, number=number, name=name, language=language, groups=groups, pin=pin)
+            for username, name, roles in STAFF:
+                add_staff(session, username=username, roles=roles, password=STAFF_PASSWORD, display_name=name,
+                          now=utcnow())
     finally:
         kernel.engine.dispose()
     (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
@@ -119,7 +129,9 @@ def _print_welcome(settings: Settings, portal: tuple[str, int], proxy: tuple[str
         f"The facility CA for terminals: {portal_url}ca.pem",
         "Audit log: gatehouse audit export --data-dir <data dir above> (while the demo runs)",
         "",
-        "Staff accounts and screens come with the portal's staff area; this demo shows the inmate side.",
+        f"Staff log in at {portal_url}staff/login with password {STAFF_PASSWORD!r} (one account per role):",
+        *[f"  {username:6} {', '.join(roles)}" for username, _, roles in STAFF],
+        "At first login each account enrols an authenticator app (QR code and key shown on the page).",
         "",
     ]
     print("\n".join(lines), flush=True)
