@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,11 +19,13 @@ from portal.access import check_routes, public, session_middleware
 from portal.admin.views import routes as admin_routes
 from portal.auth.views import routes as auth_routes
 from portal.keys import KERNEL, STAFF_POLICY
+from portal.review import services as review
+from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
 from portal.staff.views import routes as staff_routes
 
 HERE = Path(__file__).parent
-DOMAINS = ("auth", "staff", "admin")
+DOMAINS = ("auth", "staff", "admin", "review")
 
 
 @public
@@ -38,6 +42,15 @@ async def ca_certificate(request: web.Request) -> web.FileResponse:
 @public
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def alert_scanner(app: web.Application) -> AsyncIterator[None]:
+    """Rules over the audit log run in the portal, every `audit.alert_scan_seconds`."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(review.scan_forever(app[KERNEL], stop))
+    yield
+    stop.set()
+    await task
 
 
 def templates() -> jinja2.BaseLoader:
@@ -60,8 +73,10 @@ def create_app(kernel: Kernel) -> web.Application:
     app.add_routes(auth_routes)
     app.add_routes(staff_routes)
     app.add_routes(admin_routes)
+    app.add_routes(review_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
+    app.cleanup_ctx.append(alert_scanner)
     check_routes(app)
     return app

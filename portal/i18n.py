@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
+from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_time as babel_time
 from babel.messages.mofile import write_mo
@@ -34,9 +35,11 @@ _current: ContextVar[str] = ContextVar("portal_language", default="en")
 
 @cache
 def catalogue(language: str) -> stdlib_gettext.NullTranslations:
-    if language == "en":
+    """A language whose catalogue is missing shows English, as gettext does, rather than failing every page."""
+    path = TRANSLATIONS / f"{language}.po"
+    if language == "en" or not path.exists():
         return stdlib_gettext.NullTranslations()
-    with (TRANSLATIONS / f"{language}.po").open("rb") as po:
+    with path.open("rb") as po:
         compiled = io.BytesIO()
         write_mo(compiled, read_po(po, locale=language))
     compiled.seek(0)
@@ -95,3 +98,9 @@ def format_datetime(when: datetime, zone: ZoneInfo, form: str = "medium") -> str
 def format_time(when: datetime, zone: ZoneInfo) -> str:
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
     return babel_time(aware, format="short", tzinfo=zone, locale=Locale.parse(_current.get()))
+
+
+def format_date(when: datetime, zone: ZoneInfo) -> str:
+    """The day a stored time falls on in the facility's zone, in full (a heading in a timeline)."""
+    aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return babel_date(aware.astimezone(zone).date(), format="full", locale=Locale.parse(_current.get()))

@@ -32,6 +32,9 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/admin/terminals", N_("Terminals"), frozenset({StaffRole.ADMIN})),
     ("/admin/inmates", N_("Inmates"), frozenset({StaffRole.ADMIN})),
     ("/admin/facility", N_("Facility and units"), frozenset({StaffRole.ADMIN})),
+    ("/audit", N_("Audit log"), frozenset({StaffRole.SECURITY})),
+    ("/audit/charts", N_("Charts"), frozenset({StaffRole.SECURITY})),
+    ("/audit/alerts", N_("Alerts"), frozenset({StaffRole.SECURITY})),
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")),)
@@ -43,8 +46,11 @@ def navigation(request: web.Request) -> list[Link]:
         return []
     path = request.path
     if viewer.kind == "staff":
-        return [Link(href, _(label), path == href or (href != "/staff" and path.startswith(href + "/")))
-                for href, label, roles in STAFF_LINKS if not roles or viewer.has(*roles)]
+        links = [(href, label) for href, label, roles in STAFF_LINKS if not roles or viewer.has(*roles)]
+        # The page is under the longest link it starts with: /audit/charts is Charts, not Audit log.
+        under = [href for href, _label in links if path == href or path.startswith(href + "/")]
+        current = max(under, key=len, default="")
+        return [Link(href, _(label), href == current) for href, label in links]
     if viewer.kind == "inmate":
         return [Link(href, _(label), path == href) for href, label in INMATE_LINKS]
     return []
@@ -57,6 +63,27 @@ def safe_next(value: str, default: str = "/") -> str:
     return default
 
 
+def _takes_get(app: web.Application, path: str) -> bool:
+    for resource in app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        found = pattern.fullmatch(path) is not None if pattern is not None else info.get("path") == path
+        if found and any(route.method in ("GET", "*") for route in resource):
+            return True
+    return False
+
+
+def here(request: web.Request) -> str:
+    """Where the language switch leads back to: this page, or for the answer to a form sent to an address that
+    takes only POST (`/staff/account/password`), the nearest page above it (`/staff/account`)."""
+    if request.method in ("GET", "HEAD"):
+        return request.path_qs
+    path = request.path.rstrip("/")
+    while path and not _takes_get(request.app, path):
+        path = path.rpartition("/")[0]
+    return path or "/"
+
+
 def page_context(request: web.Request) -> dict[str, Any]:
     viewer = request.get(VIEWER)
     return {
@@ -67,7 +94,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
         "viewer_name": (viewer.staff.display_name if viewer is not None and viewer.staff is not None else
                         viewer.inmate.inmate_name if viewer is not None and viewer.inmate is not None else ""),
         "csrf_token": csrf_token(request),
-        "here": request.path_qs,
+        "here": here(request),
         "facility": request.app[KERNEL].settings["facility.name"],
     }
 

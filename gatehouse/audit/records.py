@@ -50,6 +50,8 @@ class Tag(enum.StrEnum):
     AUDIT_VERIFIED = "audit:chain:verified"
     AUDIT_PRUNED = "audit:records:pruned"
     AUDIT_CHECKPOINTS_EXPORTED = "audit:checkpoints:exported"
+    AUDIT_VIEWED = "audit:records:viewed"
+    AUDIT_ALERT_RAISED = "audit:alert:raised"
 
 
 @dataclass(frozen=True, slots=True)

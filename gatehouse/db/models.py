@@ -239,8 +239,27 @@ class AuditRecord(Base):
 
     __table_args__ = (
         Index("ix_audit_records_actor_at", "actor", "at"),
+        Index("ix_audit_records_at_id", "at", "id"),
+        Index("ix_audit_records_terminal_at", "terminal", "at"),
+        Index("ix_audit_records_host_at", "host", "at"),
         Index("uq_audit_records_node_seq", "node", "seq", unique=True),
     )
+
+
+class AuditAlert(Base):
+    """A rule's finding in the audit log (a burst of denials, heavy use, a bypass attempt), raised once."""
+
+    __tablename__ = "audit_alerts"
+    id: Mapped[intpk]
+    rule: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str64]
+    window_start: Mapped[utc]
+    window_end: Mapped[utc]
+    count: Mapped[int]
+    detail: Mapped[str] = mapped_column(Text, default="")
+    raised_at: Mapped[utc] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("rule", "actor", "window_start"),)
 
 
 class AuditCheckpoint(Base):
@@ -263,7 +282,8 @@ class AuditCheckpoint(Base):
 
 
 __all__ = [
-    "AuditCheckpoint", "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession", "InmateStatus",
+    "AuditAlert", "AuditCheckpoint", "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession",
+    "InmateStatus",
     "PolicyRule", "RecoveryCode", "StaffAccount", "StaffAccountRole", "StaffNotice", "StaffRole", "StaffSession",
     "Terminal", "TerminalKind", "Unit",
 ]

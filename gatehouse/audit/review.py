@@ -1,0 +1,168 @@
+"""Reading the audit log for review: filtered search with keyset pages, and counts per hour and per reason.
+
+Pages are ordered newest first by (at, id) and continue from a cursor, never with OFFSET, so page 1,000 of a
+log with millions of records costs what page 1 costs (the `(at, id)` index serves both the order and the
+cursor). Counting runs in the database; only the buckets come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from gatehouse.db.models import AuditRecord
+
+PAGE = 50
+GATEWAY_TAGS = ("gateway:connect:allowed", "gateway:connect:denied", "gateway:request:allowed",
+                "gateway:request:denied", "gateway:error:refused")
+"""Decisions, one record per tunnel or request; closing records (bytes, duration) are not counted again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str = ""
+    terminal: str = ""
+    host: str = ""
+    tag: str = ""
+    decision: str = ""
+
+    def describe(self) -> str:
+        """For the record of who looked at what."""
+        parts = [f"{name}={value:%Y-%m-%dT%H:%M}" if isinstance(value, datetime) else f"{name}={value}"
+                 for name, value in ((n, getattr(self, n)) for n in self.__slots__) if value]
+        return " ".join(parts) or "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    at: datetime
+    id: int
+
+    def token(self) -> str:
+        return f"{self.at:%Y%m%dT%H%M%S.%f}_{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor | None:
+        stamp, _, ident = token.partition("_")
+        try:
+            return cls(datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f"), int(ident))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[AuditRecord]
+    next: Cursor | None
+
+
+def _where(filters: Filters) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if filters.since:
+        clauses.append(AuditRecord.at >= filters.since)
+    if filters.until:
+        clauses.append(AuditRecord.at < filters.until)
+    if filters.actor:
+        clauses.append(AuditRecord.actor == filters.actor)
+    if filters.terminal:
+        clauses.append(AuditRecord.terminal == filters.terminal)
+    if filters.host:
+        host = filters.host.lower()
+        clauses.append(or_(AuditRecord.host == host, AuditRecord.host.endswith("." + host)))
+    if filters.tag:
+        clauses.append(AuditRecord.tag == filters.tag if filters.tag.count(":") == 2 else
+                       AuditRecord.tag.startswith(filters.tag.rstrip(":") + ":"))
+    if filters.decision:
+        clauses.append(AuditRecord.decision == filters.decision)
+    return clauses
+
+
+def search(session: Session, filters: Filters, after: Cursor | None = None, limit: int = PAGE) -> Page:
+    query = select(AuditRecord).where(*_where(filters))
+    if after is not None:
+        query = query.where(or_(AuditRecord.at < after.at, and_(AuditRecord.at == after.at, AuditRecord.id < after.id)))
+    rows = list(session.scalars(query.order_by(AuditRecord.at.desc(), AuditRecord.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, Cursor(rows[-1].at, rows[-1].id) if more else None)
+
+
+def matching(session: Session, filters: Filters) -> Iterator[AuditRecord]:
+    """Every matching record in chain order (node, seq), streamed: what an export of a search holds."""
+    query = select(AuditRecord).where(*_where(filters)).order_by(AuditRecord.node, AuditRecord.seq)
+    yield from session.scalars(query.execution_options(yield_per=2000))
+
+
+def epoch_seconds(session: Session) -> ColumnElement[Any]:
+    """Whole seconds since the epoch as an integer, as the database computes it (times are naive UTC); divided
+    by an integer it buckets on both SQLite and PostgreSQL (integer division)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.floor(func.extract("epoch", AuditRecord.at)).cast(type_=AuditRecord.seq.type)
+    return func.cast(func.strftime("%s", AuditRecord.at), AuditRecord.seq.type)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    start: datetime
+    allowed: int
+    denied: int
+
+
+def per_hour(session: Session, filters: Filters, since: datetime, until: datetime) -> list[Bar]:
+    """Gateway decisions per hour, allowed and denied, with empty hours present (a chart needs its gaps)."""
+    bucket = (epoch_seconds(session) / 3600).label("bucket")
+    denied = func.sum(case((AuditRecord.decision == "deny", 1), else_=0))
+    rows = session.execute(
+        select(bucket, func.count(), denied)
+        .where(*_where(filters), AuditRecord.tag.in_(GATEWAY_TAGS), AuditRecord.at >= since, AuditRecord.at < until)
+        .group_by(bucket)).all()
+    counts = {int(b): (int(total), int(no or 0)) for b, total, no in rows}
+    first = since.replace(minute=0, second=0, microsecond=0)
+    bars = []
+    hour = first
+    epoch = datetime(1970, 1, 1)
+    while hour < until:
+        total, no = counts.get(int((hour - epoch).total_seconds()) // 3600, (0, 0))
+        bars.append(Bar(hour, total - no, no))
+        hour += timedelta(hours=1)
+    return bars
+
+
+def denials_by_reason(session: Session, filters: Filters, since: datetime, until: datetime,
+                      top: int = 10) -> list[tuple[str, int]]:
+    """Denied decisions by reason code (`rule-deny`, `no-match`, `bad-host`, ...), largest first."""
+    rows = session.execute(
+        select(AuditRecord.reason, func.count())
+        .where(*_where(filters), AuditRecord.tag.in_(GATEWAY_TAGS), AuditRecord.decision == "deny",
+               AuditRecord.at >= since, AuditRecord.at < until)
+        .group_by(AuditRecord.reason)).all()
+    totals: dict[str, int] = {}
+    for reason, count in rows:
+        code = reason_code(reason)
+        totals[code] = totals.get(code, 0) + int(count)
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top]
+
+
+def busiest_hosts(session: Session, filters: Filters, since: datetime, until: datetime,
+                  top: int = 10) -> list[tuple[str, int, int]]:
+    """Hosts with the most gateway decisions: (host, allowed, denied)."""
+    denied = func.sum(case((AuditRecord.decision == "deny", 1), else_=0))
+    total = func.count()
+    rows = session.execute(
+        select(AuditRecord.host, total, denied)
+        .where(*_where(filters), AuditRecord.tag.in_(GATEWAY_TAGS), AuditRecord.host != "",
+               AuditRecord.at >= since, AuditRecord.at < until)
+        .group_by(AuditRecord.host).order_by(total.desc(), AuditRecord.host).limit(top)).all()
+    return [(host, int(n) - int(no or 0), int(no or 0)) for host, n, no in rows]
+
+
+def reason_code(reason: str) -> str:
+    """`rule-deny[no-mail]: ...` -> `rule-deny`."""
+    return reason.split(":", 1)[0].split("[", 1)[0].strip() or "-"
