@@ -89,6 +89,18 @@ class PolicyHolder:
         return True
 
 
+def describe_change(before: Snapshot, after: Snapshot) -> str:
+    """What a reload changed, by rule id, for the audit log: `v1 -> v2; added a; removed b; changed c`."""
+    old = {r.id: r for r in before.rules}
+    new = {r.id: r for r in after.rules}
+    parts = [f"{before.version} -> {after.version}"]
+    for word, ids in (("added", sorted(new.keys() - old.keys())), ("removed", sorted(old.keys() - new.keys())),
+                      ("changed", sorted(i for i in old.keys() & new.keys() if old[i] != new[i]))):
+        if ids:
+            parts.append(f"{word} {','.join(ids)}")
+    return "; ".join(parts)
+
+
 def _version(rules: list[Rule]) -> str:
     """The same rules give the same version in every process (sets are sorted, not hash-ordered)."""
     def plain(value: object) -> object:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, PolicyChanged
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
-from gatehouse.policy_store import policy_files
+from gatehouse.policy_store import describe_change, policy_files
 from gatehouse.settings import resolve_table
 from gateway.front import Front
 from gateway.identity import IdentityResolver
@@ -59,7 +60,24 @@ class Gateway:
 
     async def _on_event(self, event: ControlEvent) -> None:
         if isinstance(event, PolicyChanged):
-            await asyncio.to_thread(self._kernel.policies.load)
+            await self._reload()
+
+    async def _reload(self) -> None:
+        """Load the policy again; a change (rules added, removed, changed) or a refusal is recorded."""
+        holder = self._kernel.policies
+        before = holder.snapshot
+        loaded = await asyncio.to_thread(holder.load)
+        if loaded and holder.snapshot.version == before.version:
+            return
+        event = (AuditEvent(Tag.POLICY_CHANGED, "gateway", actor="policy", decision="allow",
+                            reason=describe_change(before, holder.snapshot)) if loaded else
+                 AuditEvent(Tag.POLICY_REJECTED, "gateway", actor="policy", decision="deny",
+                            reason=f"{before.version} kept: " + "; ".join(str(e) for e in holder.errors[:5])))
+        if self._kernel.audit is not None:
+            try:
+                await self._kernel.audit.write(event)
+            except AuditUnavailable as exc:
+                log.error("policy change not recorded (%s): %s", exc, event.reason)
 
     def _files_stamp(self) -> tuple[tuple[str, float], ...]:
         stamp = []
@@ -77,4 +95,4 @@ class Gateway:
             stamp = self._files_stamp()
             if stamp != self._stamp:
                 self._stamp = stamp
-                await asyncio.to_thread(self._kernel.policies.load)
+                await self._reload()

@@ -165,3 +165,13 @@ async def test_policy_file_changes_apply_while_running_and_broken_ones_do_not(pl
         await asyncio.sleep(3)  # more than one reload period
         assert platform.up.kernel.policies.errors
         assert (await curl(platform, "http://other.test/3")).status == 200  # the good snapshot stayed
+        changed = platform.records(tag="policy:snapshot:changed")
+        assert len(changed) == 1 and changed[0].reason.endswith("; added other")
+        rejected = platform.records(tag="policy:snapshot:rejected")
+        assert len(rejected) == 1 and "colour" in rejected[0].reason
+        extra.write_text("rules:\n  - id: other\n    allow: [other.test]\n    methods: [GET]\n")
+        for _ in range(60):
+            if len(platform.records(tag="policy:snapshot:changed")) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert platform.records(tag="policy:snapshot:changed")[1].reason.endswith("; changed other")

@@ -18,6 +18,8 @@ class Tag(enum.StrEnum):
     GATEWAY_TUNNEL_CLOSED = "gateway:tunnel:closed"
     GATEWAY_RESPONSE_DONE = "gateway:response:done"
     GATEWAY_ERROR = "gateway:error:refused"
+    POLICY_CHANGED = "policy:snapshot:changed"
+    POLICY_REJECTED = "policy:snapshot:rejected"
     PORTAL_REQUEST = "portal:request:served"
     PORTAL_LOGIN_SUCCESS = "portal:login:success"
     PORTAL_LOGIN_FAILURE = "portal:login:failure"
