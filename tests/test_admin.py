@@ -210,7 +210,7 @@ async def test_roster_import_lists_every_bad_row_and_imports_nothing_until_all_a
                 "D1;Dirk;Dekker;nl;1234\n"
                 f"{INMATE};Jan;Peeters-Updated;nl;\n")
         status, _, body = await submit(platform, admin, "/admin/inmates", "/admin/inmates/import", roster(good))
-        assert status == 200 and "roster.csv imported: 1 added, 1 updated." in body
+        assert status == 200 and "roster.csv imported. Added: 1. Updated: 1." in body
 
         status, _, body = await submit(platform, admin, "/admin/inmates", "/admin/inmates/import",
                                        roster("\x00\xff", "photo.jpg"))

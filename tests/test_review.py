@@ -130,14 +130,14 @@ async def test_charts_are_images_with_their_numbers(review_platform: Platform) -
         assert status == 200
         svgs = re.findall(r'<svg [^>]*role="img"[^>]*>.*?</svg>', body, re.S)
         assert len(svgs) == 3
-        assert "7 allowed and 3 denied in the period shown." in svgs[0]
+        assert "Allowed: 7. Denied: 3." in svgs[0]
         assert ": 7 allowed, 3 denied</title>" in svgs[0]  # the hour's own bar
         assert "<title>no-match: 0 allowed, 3 denied</title>" in svgs[1]
         assert "<title>charts.test: 7 allowed, 3 denied</title>" in svgs[2]
         tables = re.findall(r"<tbody>(.*?)</tbody>", body, re.S)
         assert re.search(r"<td>7</td><td>3</td>", tables[0])
         status, body = await page(sam, f"{platform.portal}/audit/charts?days=7&host=nothing.test", platform)
-        assert status == 200 and "0 allowed and 0 denied" in body
+        assert status == 200 and "Allowed: 0. Denied: 0." in body
 
 
 async def test_alerts_are_raised_once_for_bursts_heavy_use_and_bypass_attempts(review_platform: Platform) -> None:

@@ -15,12 +15,15 @@ from aiohttp import web
 from gatehouse.db.engine import utcnow
 from gatehouse.db.models import StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
+from gatehouse.pins import PIN_MAX, PIN_MIN
+from gatehouse.staff import PASSWORD_MIN
 from portal import i18n
 from portal.access import client_address, staff
 from portal.admin import services
 from portal.admin.forms import InmateEdit, NewInmate, NewStaff, NewTerminal, RolesForm, UnitForm
 from portal.i18n import N_, _
 from portal.keys import KERNEL, VIEWER
+from portal.labels import KIND_LABELS, ROLE_LABELS, STATUS_LABELS, choices
 from portal.layout import render
 
 routes = web.RouteTableDef()
@@ -52,6 +55,7 @@ def _actor(request: web.Request) -> tuple[str, str]:
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     done = DONE.get(request.query.get("done", ""))
     context.setdefault("done", _(done) if done else "")
+    context.update(password_min=PASSWORD_MIN, pin_min=PIN_MIN, pin_max=PIN_MAX)
     return render(request, template, context, status)
 
 
@@ -59,24 +63,11 @@ def _back(path: str, done: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"{path}?done={done}")
 
 
-def _labels(pairs: dict[str, str]) -> list[tuple[str, str]]:
-    return [(value, _(label)) for value, label in pairs.items()]
-
-
-ROLE_LABELS = {"education": N_("Education"), "security": N_("Security"), "supervisor": N_("Visit supervisor"),
-               "admin": N_("Administrator")}
-KIND_LABELS = {"cell": N_("Cell"), "classroom": N_("Classroom"), "library": N_("Library"),
-               "booth": N_("Visit booth")}
-STATUS_LABELS = {"active": N_("Active"), "suspended": N_("Suspended"), "released": N_("Released")}
-LANGUAGE_LABELS = {"en": "English", "nl": "Nederlands", "fr": "Français", "de": "Deutsch"}
-
-
 def _choices() -> dict[str, Any]:
-    return {"role_choices": _labels(ROLE_LABELS), "kind_choices": _labels(KIND_LABELS),
-            "status_choices": _labels(STATUS_LABELS), "language_choices": list(LANGUAGE_LABELS.items()),
-            "role_label": {k: _(v) for k, v in ROLE_LABELS.items()},
-            "kind_label": {k: _(v) for k, v in KIND_LABELS.items()},
-            "status_label": {k: _(v) for k, v in STATUS_LABELS.items()}}
+    return {"role_choices": choices(ROLE_LABELS), "kind_choices": choices(KIND_LABELS),
+            "status_choices": choices(STATUS_LABELS), "language_choices": list(i18n.NAMES.items()),
+            "role_label": dict(choices(ROLE_LABELS)), "kind_label": dict(choices(KIND_LABELS)),
+            "status_label": dict(choices(STATUS_LABELS))}
 
 
 # Staff accounts
@@ -296,7 +287,8 @@ async def inmate_import(request: web.Request) -> web.Response:
         return await _inmates(request, NewInmate(), 400, import_error=_("Choose a CSV file to import."))
     raw = upload.file.read(MAX_ROSTER + 1)
     if len(raw) > MAX_ROSTER:
-        return await _inmates(request, NewInmate(), 413, import_error=_("The file is larger than 5 MB."))
+        return await _inmates(request, NewInmate(), 413, import_error=_("The file is larger than %(num)d MB.") % {
+            "num": MAX_ROSTER // 2**20})
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

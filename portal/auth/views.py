@@ -15,6 +15,7 @@ from portal.access import INMATE_COOKIE, LANGUAGE_COOKIE, client_address, inmate
 from portal.auth import services
 from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
+from portal.labels import KIND_LABELS, label
 from portal.layout import render, safe_next
 from portal.security import set_cookie
 from portal.throttle import LoginUnavailable, Throttled
@@ -71,7 +72,9 @@ async def login_submit(request: web.Request) -> web.Response:
 @routes.get("/home", name="home")
 @inmate
 async def home(request: web.Request) -> web.Response:
-    return render(request, "auth/home.html", {"session": request[VIEWER].inmate})
+    active = request[VIEWER].inmate
+    kind = active.terminal_kind if active is not None else ""
+    return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind)})
 
 
 @routes.post("/logout", name="logout")

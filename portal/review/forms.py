@@ -46,7 +46,7 @@ class SearchForm:
         if v["tag"] and v["tag"] not in TAG_CHOICES:
             form.errors["tag"] = _("Choose a kind of record from the list.")
         if v["decision"] and v["decision"] not in DECISIONS:
-            form.errors["decision"] = _("Choose allowed, denied or any.")
+            form.errors["decision"] = _("Choose a decision from the list.")
         if not form.errors:
             form.filters = Filters(times.get("since"), times.get("until"), v["actor"], v["terminal"], v["host"],
                                    v["tag"], v["decision"])

@@ -85,7 +85,7 @@ async def charts(request: web.Request) -> web.Response:
     svgs = [
         (_("Requests per hour"), draw.stacked_columns(
             "hours", columns, title=_("Requests per hour"), every=every, allowed_label=allowed, denied_label=denied,
-            description=_("%(allowed)d allowed and %(denied)d denied in the period shown.") % {
+            description=_("In the period shown. Allowed: %(allowed)d. Denied: %(denied)d.") % {
                 "allowed": total_allowed, "denied": total_denied}),
          [(c.label, c.allowed, c.denied) for c in columns if c.allowed or c.denied]),
         (_("Denials by reason"), draw.horizontal_bars(
