@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from gatehouse.db.models import AuditRecord
@@ -87,7 +87,8 @@ def _where(filters: Filters) -> list[ColumnElement[bool]]:
 def search(session: Session, filters: Filters, after: Cursor | None = None, limit: int = PAGE) -> Page:
     query = select(AuditRecord).where(*_where(filters))
     if after is not None:
-        query = query.where(or_(AuditRecord.at < after.at, and_(AuditRecord.at == after.at, AuditRecord.id < after.id)))
+        # A row-value comparison, so the (at, id) index seeks straight to the cursor on both databases.
+        query = query.where(tuple_(AuditRecord.at, AuditRecord.id) < tuple_(after.at, after.id))
     rows = list(session.scalars(query.order_by(AuditRecord.at.desc(), AuditRecord.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
