@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
 from portal.i18n import _
-from portal.keys import ACTOR, CSRF, KERNEL, TERMINAL
+from portal.keys import ACTOR, CSRF, KERNEL, TERMINAL, VIEWER
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,13 +94,30 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             await _record(request, status)
 
 
+def _role(request: web.Request) -> str:
+    """Who the request came from: `inmate`, a staff member's roles (`pending` before the second step), or
+    `anonymous`."""
+    viewer = request.get(VIEWER)
+    if viewer is None or viewer.kind == "anonymous":
+        return "anonymous"
+    if viewer.staff is not None:
+        return "pending" if viewer.kind == "pending" else ",".join(sorted(viewer.staff.roles))
+    return "inmate"
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "-"
+
+
 async def _record(request: web.Request, status: int) -> None:
     kernel = request.app[KERNEL]
     if kernel.audit is None:
         return
     event = AuditEvent(Tag.PORTAL_REQUEST, "portal", actor=request.get(ACTOR, ""),
                        client_addr=request.remote or "", method=request.method, host=request.host,
-                       path=request.path, status=status, terminal=request.get(TERMINAL, ""))
+                       path=request.path, status=status, terminal=request.get(TERMINAL, ""),
+                       reason=f"role={_role(request)} route={_route(request)}")
     try:
         await kernel.audit.write(event)
     except AuditUnavailable as exc:

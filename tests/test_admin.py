@@ -230,3 +230,13 @@ async def test_pin_set_by_an_admin_lets_the_inmate_in(platform: Platform) -> Non
         assert (await platform.login(inmate, INMATE, PIN)).status == 403
         assert (await platform.login(inmate, INMATE, "86420")).status == 200
     assert platform.records(tag="admin:inmate:pin-set")[0].actor == "ada"
+
+
+async def test_every_portal_request_is_recorded_with_the_roles_of_who_made_it(platform: Platform) -> None:
+    async with staff_client(platform, ADMIN_ADDR, "ada", ["admin", "education"]) as admin:
+        async with admin.get(f"{platform.portal}/admin/inmates/{INMATE}") as resp:
+            assert resp.status == 200
+    served = platform.records(tag="portal:request:served", actor="ada")
+    reasons = {(r.path, r.status, r.reason) for r in served}
+    assert (f"/admin/inmates/{INMATE}", 200, "role=admin,education route=/admin/inmates/{number}") in reasons
+    assert ("/staff/enrol", 200, "role=pending route=/staff/enrol") in reasons

@@ -82,3 +82,5 @@ async def test_home_needs_the_session_cookie_of_this_terminal(platform: Platform
     served = platform.records(tag="portal:request:served", path="/home")
     assert {r.status for r in served} == {200, 302}
     assert any(r.actor == INMATE for r in served)
+    assert {(r.status, r.reason) for r in served} == {(200, "role=inmate route=/home"),
+                                                      (302, "role=anonymous route=/home")}
