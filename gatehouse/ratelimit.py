@@ -60,28 +60,28 @@ class InProcessLimiter:
         self._windows: dict[str, tuple[int, float]] = {}
         self._clock = clock
 
-    def _current(self, slot: str) -> tuple[int, float]:
+    def _current(self, slot: str, now: float) -> tuple[int, float]:
+        """The count and end of the slot's window, (0, 0) once it has ended."""
         count, ends = self._windows.get(slot, (0, 0.0))
-        now = self._clock()
         if ends <= now:
             self._windows.pop(slot, None)
             return 0, 0.0
-        return count, ends - now
+        return count, ends
 
     async def hit(self, limit: Limit, key: str) -> Verdict:
-        slot = f"{limit.name}:{key}"
-        count, left = self._current(slot)
+        slot, now = f"{limit.name}:{key}", self._clock()
+        count, ends = self._current(slot, now)
         if count == 0:
-            left = limit.window
-        count += 1
-        self._windows[slot] = (count, self._clock() + left)
+            ends = now + limit.window
+        self._windows[slot] = (count + 1, ends)  # the window keeps the end its first hit gave it
         if len(self._windows) > 100_000:
             self._sweep()
-        return Verdict(count <= limit.limit, count, left)
+        return Verdict(count + 1 <= limit.limit, count + 1, ends - now)
 
     async def peek(self, limit: Limit, key: str) -> Verdict:
-        count, left = self._current(f"{limit.name}:{key}")
-        return Verdict(count < limit.limit, count, left)
+        now = self._clock()
+        count, ends = self._current(f"{limit.name}:{key}", now)
+        return Verdict(count < limit.limit, count, ends - now if count else 0.0)
 
     async def clear(self, limit: Limit, key: str) -> None:
         self._windows.pop(f"{limit.name}:{key}", None)

@@ -24,6 +24,7 @@ from gatehouse.settings import LANGUAGES
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 PASSWORD_MIN = 12
+PASSWORD_MAX = 1024
 _hasher = PasswordHasher()
 _DUMMY = _hasher.hash("not a password of anyone")
 
@@ -88,8 +89,8 @@ def check_password(password: str, username: str) -> str:
         raise InvalidInput(f"a password has at least {PASSWORD_MIN} characters")
     if username and username.lower() in password.lower():
         raise InvalidInput("a password must not contain the username")
-    if len(password) > 1024:
-        raise InvalidInput("a password has at most 1024 characters")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"a password has at most {PASSWORD_MAX} characters")
     return password
 
 
@@ -129,8 +130,8 @@ def list_staff(session: Session) -> list[StaffAccount]:
 
 def set_roles(account: StaffAccount, roles: list[str]) -> None:
     wanted = check_roles(roles)
-    account.roles = [r for r in account.roles if r.role in wanted] + [
-        StaffAccountRole(role=r) for r in wanted if r not in account.role_names]
+    kept = {r.role: r for r in account.roles if r.role in wanted}
+    account.roles = [kept.get(r) or StaffAccountRole(role=r) for r in wanted]  # sorted, as they are read back
 
 
 def verify_password(factory: sessionmaker[Session], username: str, password: str) -> int | None:
@@ -239,19 +240,37 @@ def start_session(factory: sessionmaker[Session], policy: StaffSessionPolicy, ac
     return token
 
 
-def promote(factory: sessionmaker[Session], policy: StaffSessionPolicy, token: str, now: datetime) -> str:
-    """After the second factor: the old session ends and a full one starts with a new token (no fixation)."""
+def _replace(factory: sessionmaker[Session], token: str, stage: Stage, reason: EndReason, now: datetime,
+             lifetime: timedelta | None) -> str:
+    """End the open session at `stage` and start a full one with a new token (no fixation), for `lifetime` or
+    until the old one would have ended. The end is one conditional UPDATE, so of two concurrent requests on one
+    session only one gets a successor."""
     new = secrets.token_urlsafe(32)
     with factory.begin() as session:
-        row = session.scalar(select(StaffSession).where(StaffSession.token_hash == token_hash(token),
-                                                        StaffSession.ended_at.is_(None)))
-        if row is None:
-            raise NotFound("the login expired; log in again")
-        row.ended_at, row.end_reason = now, EndReason.PROMOTED.value
+        row = session.execute(select(StaffSession.id, StaffSession.account_id, StaffSession.address,
+                                     StaffSession.expires_at)
+                              .where(StaffSession.token_hash == token_hash(token), StaffSession.ended_at.is_(None),
+                                     StaffSession.stage == stage.value)).one_or_none()
+        ended = row is not None and session.execute(
+            update(StaffSession).where(StaffSession.id == row.id, StaffSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason.value)).rowcount == 1  # type: ignore[attr-defined]
+        if row is None or not ended:
+            raise NotFound("the login ended; log in again")
         session.add(StaffSession(token_hash=token_hash(new), account_id=row.account_id, stage=Stage.FULL.value,
                                  address=row.address, created_at=now, last_seen_at=now,
-                                 expires_at=now + policy.max_age))
+                                 expires_at=row.expires_at if lifetime is None else now + lifetime))
     return new
+
+
+def promote(factory: sessionmaker[Session], policy: StaffSessionPolicy, token: str, now: datetime) -> str:
+    """After the second factor: the pending session ends and a full one starts, for the longest a session lasts."""
+    return _replace(factory, token, Stage.PASSWORD, EndReason.PROMOTED, now, policy.max_age)
+
+
+def rotate(factory: sessionmaker[Session], token: str, reason: EndReason, now: datetime) -> str:
+    """A new token for a full session (after a password change) that ends when the old one would have: a change
+    never lengthens a session."""
+    return _replace(factory, token, Stage.FULL, reason, now, None)
 
 
 def end_session(factory: sessionmaker[Session], token: str, reason: EndReason, now: datetime) -> None:

@@ -36,7 +36,7 @@ def _login_page(request: web.Request, form: LoginForm, message: str = "", status
 @public
 async def index(request: web.Request) -> web.Response:
     kind = request[VIEWER].kind
-    raise web.HTTPFound({"inmate": "/home", "staff": "/staff", "pending": "/staff/login"}.get(kind, "/login"))
+    raise web.HTTPFound({"inmate": "/home", "staff": "/staff", "pending": "/staff/totp"}.get(kind, "/login"))
 
 
 @routes.get("/login", name="login")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gatehouse.errors import InvalidInput
-from gatehouse.staff import PASSWORD_MIN, check_password
+from gatehouse.staff import PASSWORD_MAX, PASSWORD_MIN, check_password
 from portal.i18n import _
 
 
@@ -29,7 +29,7 @@ class StaffLoginForm:
             form.errors["username"] = _("A username has at most 64 characters.")
         if not form.password:
             form.errors["password"] = _("Enter your password.")
-        elif len(form.password) > 1024:
+        elif len(form.password) > PASSWORD_MAX:
             form.errors["password"] = _("A password has at most 1024 characters.")
         return form
 
@@ -63,6 +63,8 @@ class PasswordForm:
             form.errors["current"] = _("Enter your current password.")
         if len(form.new) < PASSWORD_MIN:
             form.errors["new"] = _("A password has at least %(num)d characters.") % {"num": PASSWORD_MIN}
+        elif len(form.new) > PASSWORD_MAX:
+            form.errors["new"] = _("A password has at most 1024 characters.")
         else:
             try:
                 check_password(form.new, username)

@@ -47,15 +47,20 @@ def _event(tag: Tag, who: str, address: str, reason: str = "") -> AuditEvent:
     return AuditEvent(tag, "portal", actor=who, client_addr=address, reason=reason)
 
 
-async def password_step(kernel: Kernel, policy: StaffSessionPolicy, address: str, username: str,
-                        password: str) -> str:
-    """A session token at the password stage; raises Throttled, LoginUnavailable or WrongCredentials."""
-    username = username.strip().lower()
+async def _before_attempt(kernel: Kernel, address: str, username: str) -> None:
+    """Count the attempt and refuse it, recorded, if a limit is reached: before any hash or OTP is computed."""
     try:
         await throttle.before_attempt(kernel, address, username)
     except throttle.Throttled as exc:
         await record(kernel, _event(Tag.STAFF_LOGIN_THROTTLED, username, address, exc.scope))
         raise
+
+
+async def password_step(kernel: Kernel, policy: StaffSessionPolicy, address: str, username: str,
+                        password: str) -> str:
+    """A session token at the password stage; raises Throttled, LoginUnavailable or WrongCredentials."""
+    username = username.strip().lower()
+    await _before_attempt(kernel, address, username)
     account_id = await asyncio.to_thread(accounts.verify_password, kernel.factory, username, password)
     if account_id is None:
         await throttle.failed(kernel, username)
@@ -106,11 +111,7 @@ async def _check_code(kernel: Kernel, who: StaffIdentity, address: str, code: st
 async def second_step(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str, address: str,
                       code: str) -> str:
     """A TOTP code or a recovery code; the full session's new token on success."""
-    try:
-        await throttle.before_attempt(kernel, address, who.username)
-    except throttle.Throttled as exc:
-        await record(kernel, _event(Tag.STAFF_LOGIN_THROTTLED, who.username, address, exc.scope))
-        raise
+    await _before_attempt(kernel, address, who.username)
     if otp.looks_like_recovery_code(code):
         now = utcnow()
         if not await asyncio.to_thread(accounts.use_recovery_code, kernel.factory, who.account_id, code, now):
@@ -130,11 +131,7 @@ async def second_step(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIden
 async def enrol(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str, address: str,
                 code: str) -> tuple[str, list[str]]:
     """The first code from the app confirms enrolment; ten recovery codes are made, to be shown once."""
-    try:
-        await throttle.before_attempt(kernel, address, who.username)
-    except throttle.Throttled as exc:
-        await record(kernel, _event(Tag.STAFF_LOGIN_THROTTLED, who.username, address, exc.scope))
-        raise
+    await _before_attempt(kernel, address, who.username)
     await _check_code(kernel, who, address, code)
     codes = await asyncio.to_thread(accounts.new_recovery_codes, kernel.factory, who.account_id, utcnow())
     await throttle.succeeded(kernel, who.username)
@@ -156,22 +153,31 @@ def _change_password(kernel: Kernel, who: StaffIdentity, current: str, new: str)
         account = session.get(StaffAccount, who.account_id)
         if account is None:
             return False
-        accounts.change_password(session, account, new, utcnow())
+        now = utcnow()
+        accounts.change_password(session, account, new, now)
+        accounts.end_sessions_of(session, account.id, EndReason.PASSWORD_CHANGED, now, keep=who.session_id)
         return True
 
 
-async def change_password(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str,
-                          address: str, current: str, new: str) -> str | None:
-    """Every session of the account ends (a stolen one too); this browser gets a new one. None: wrong password."""
+async def change_password(kernel: Kernel, who: StaffIdentity, token: str, address: str, current: str,
+                          new: str) -> str | None:
+    """Every session of the account ends (a stolen one too); this browser gets a new one. None: wrong password.
+
+    The current password is checked under the login limits, so a stolen session cannot guess it without end.
+    """
+    await _before_attempt(kernel, address, who.username)
     if not await asyncio.to_thread(_change_password, kernel, who, current, new):
+        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_LOGIN_FAILURE, who.username, address, "password change"))
         return None
     await record(kernel, _event(Tag.STAFF_PASSWORD_CHANGED, who.username, address))
-    return await asyncio.to_thread(accounts.promote, kernel.factory, policy, token, utcnow())
+    return await asyncio.to_thread(accounts.rotate, kernel.factory, token, EndReason.PASSWORD_CHANGED, utcnow())
 
 
 async def regenerate_codes(kernel: Kernel, who: StaffIdentity, address: str, password: str) -> list[str] | None:
+    await _before_attempt(kernel, address, who.username)
     if await asyncio.to_thread(accounts.verify_password, kernel.factory, who.username, password) is None:
+        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_LOGIN_FAILURE, who.username, address, "recovery codes"))
         return None
     codes = await asyncio.to_thread(accounts.new_recovery_codes, kernel.factory, who.account_id, utcnow())

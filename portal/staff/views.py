@@ -11,6 +11,7 @@ from aiohttp import web
 from gatehouse import otp
 from gatehouse import staff as accounts
 from gatehouse.db.engine import utcnow
+from gatehouse.errors import NotFound
 from gatehouse.staff import NoticeKind, StaffIdentity
 from portal import i18n
 from portal.access import STAFF_COOKIE, client_address, pending, public, staff
@@ -114,6 +115,8 @@ async def totp_submit(request: web.Request) -> web.Response:
     except services.CodeRefused as refused:
         form.errors["code"] = _code_message(refused)
         return _render(request, "staff/totp.html", 403, form=form)
+    except NotFound:  # another request of this login finished it first; its cookie is the one to keep
+        raise web.HTTPSeeOther("/staff") from None
     except Throttled as throttled:
         return _render(request, "staff/totp.html", 429, form=form, message=throttled.message(_zone(request)))
     except LoginUnavailable as down:
@@ -150,6 +153,8 @@ async def enrol_submit(request: web.Request) -> web.Response:
     except services.CodeRefused as refused:
         form.errors["code"] = _code_message(refused)
         return await _enrol_page(request, form, 403)
+    except NotFound:
+        raise web.HTTPSeeOther("/staff") from None
     except Throttled as throttled:
         return await _enrol_page(request, form, 429, throttled.message(_zone(request)))
     except LoginUnavailable as down:
@@ -212,9 +217,15 @@ async def password_submit(request: web.Request) -> web.Response:
     form = PasswordForm.parse(await request.post(), who.username)
     if form.errors:
         return _account_page(request, 400, password_form=form)
-    token = await services.change_password(request.app[KERNEL], request.app[STAFF_POLICY], who,
-                                           request.cookies[STAFF_COOKIE], client_address(request), form.current,
-                                           form.new)
+    try:
+        token = await services.change_password(request.app[KERNEL], who, request.cookies[STAFF_COOKIE],
+                                               client_address(request), form.current, form.new)
+    except Throttled as throttled:
+        return _account_page(request, 429, password_form=form, message=throttled.message(_zone(request)))
+    except LoginUnavailable as down:
+        return _account_page(request, 503, password_form=form, message=down.message())
+    except NotFound:
+        raise web.HTTPSeeOther("/staff") from None
     if token is None:
         form.errors["current"] = _("That is not your current password.")
         return _account_page(request, 403, password_form=form)
@@ -230,7 +241,12 @@ async def recovery_codes_submit(request: web.Request) -> web.Response:
     form = ConfirmPasswordForm.parse(await request.post())
     if form.errors:
         return _account_page(request, 400, codes_form=form)
-    codes = await services.regenerate_codes(request.app[KERNEL], who, client_address(request), form.password)
+    try:
+        codes = await services.regenerate_codes(request.app[KERNEL], who, client_address(request), form.password)
+    except Throttled as throttled:
+        return _account_page(request, 429, codes_form=form, message=throttled.message(_zone(request)))
+    except LoginUnavailable as down:
+        return _account_page(request, 503, codes_form=form, message=down.message())
     if codes is None:
         form.errors["password"] = _("That is not your password.")
         return _account_page(request, 403, codes_form=form)

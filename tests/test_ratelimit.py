@@ -1,0 +1,236 @@
+"""One contract for both rate limiters (in process, and Redis shared by nodes); Redis that does not answer refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gatehouse.ratelimit import InProcessLimiter, Limit, RateLimiter, RateLimitUnavailable, RedisLimiter
+from tests.conftest import REDIS_ENV
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set")
+    return url
+
+
+@pytest.fixture(params=["in-process", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    """Each test gets its own key prefix in Redis, so runs and tests never share a counter."""
+    if request.param == "in-process":
+        made: RateLimiter = InProcessLimiter()
+        yield made
+        await made.close()
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"gh:test:{secrets.token_hex(6)}:"
+    redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    made = RedisLimiter(redis, prefix=prefix)
+    yield made
+    cleanup = Redis.from_url(url)
+    keys = [key async for key in cleanup.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await cleanup.delete(*keys)
+    await cleanup.aclose()
+    await made.close()
+
+
+LOGIN = Limit("login", 3, 60)
+EPS = 1e-6
+"""Float seconds: a window of 60 may read 60.00000000001 left."""
+
+
+async def test_hits_are_counted_up_to_the_limit_and_refused_after(limiter: RateLimiter) -> None:
+    verdicts = [await limiter.hit(LOGIN, "alice") for _ in range(5)]
+    assert [v.count for v in verdicts] == [1, 2, 3, 4, 5]
+    assert [v.allowed for v in verdicts] == [True, True, True, False, False]
+
+
+async def test_keys_and_limits_count_separately(limiter: RateLimiter) -> None:
+    other = Limit("other", 3, 60)
+    for _ in range(3):
+        await limiter.hit(LOGIN, "alice")
+    assert not (await limiter.hit(LOGIN, "alice")).allowed
+    assert (await limiter.hit(LOGIN, "bob")).count == 1
+    assert (await limiter.hit(other, "alice")).count == 1
+
+
+async def test_retry_after_is_what_is_left_of_the_window(limiter: RateLimiter) -> None:
+    first = await limiter.hit(LOGIN, "alice")
+    assert 59 < first.retry_after <= 60 + EPS
+    await asyncio.sleep(0.3)
+    later = await limiter.hit(LOGIN, "alice")
+    assert 58 < later.retry_after <= first.retry_after - 0.2 + EPS
+    for _ in range(3):
+        refused = await limiter.hit(LOGIN, "alice")
+    assert not refused.allowed and 58 < refused.retry_after <= 60 + EPS
+
+
+async def test_the_window_ends_and_counting_starts_again(limiter: RateLimiter) -> None:
+    short = Limit("short", 2, 0.4)
+    for _ in range(3):
+        last = await limiter.hit(short, "alice")
+    assert not last.allowed
+    assert not (await limiter.peek(short, "alice")).allowed
+    await asyncio.sleep(0.5)
+    assert (await limiter.peek(short, "alice")).count == 0
+    again = await limiter.hit(short, "alice")
+    assert again.allowed and again.count == 1 and 0.3 < again.retry_after <= 0.4 + EPS
+
+
+async def test_hits_do_not_extend_the_window(limiter: RateLimiter) -> None:
+    """A fixed window: hitting again and again near its end does not push the end further away."""
+    short = Limit("fixed", 100, 0.6)
+    await limiter.hit(short, "alice")
+    await asyncio.sleep(0.4)
+    late = await limiter.hit(short, "alice")
+    assert late.count == 2 and late.retry_after <= 0.25
+    await asyncio.sleep(0.3)
+    assert (await limiter.hit(short, "alice")).count == 1
+
+
+async def test_peek_counts_nothing(limiter: RateLimiter) -> None:
+    empty = await limiter.peek(LOGIN, "alice")
+    assert empty.allowed and empty.count == 0 and empty.retry_after == 0
+    for _ in range(10):
+        assert (await limiter.peek(LOGIN, "alice")).count == 0
+    await limiter.hit(LOGIN, "alice")
+    await limiter.hit(LOGIN, "alice")
+    seen = await limiter.peek(LOGIN, "alice")
+    assert seen.allowed and seen.count == 2 and 59 < seen.retry_after <= 60 + EPS
+    await limiter.hit(LOGIN, "alice")
+    full = await limiter.peek(LOGIN, "alice")
+    assert not full.allowed and full.count == 3, "one more attempt would be the fourth, over the limit of 3"
+    assert (await limiter.hit(LOGIN, "alice")).count == 4
+
+
+async def test_clear_starts_the_count_again(limiter: RateLimiter) -> None:
+    for _ in range(4):
+        await limiter.hit(LOGIN, "alice")
+        await limiter.hit(LOGIN, "bob")
+    await limiter.clear(LOGIN, "alice")
+    assert (await limiter.peek(LOGIN, "alice")).count == 0
+    assert (await limiter.hit(LOGIN, "alice")).count == 1
+    assert (await limiter.peek(LOGIN, "bob")).count == 4, "clearing one key leaves the others"
+    await limiter.clear(LOGIN, "nobody")
+
+
+async def test_concurrent_hits_are_all_counted(limiter: RateLimiter) -> None:
+    many = Limit("many", 25, 60)
+    verdicts = await asyncio.gather(*(limiter.hit(many, "alice") for _ in range(50)))
+    assert sorted(v.count for v in verdicts) == list(range(1, 51))
+    assert sum(v.allowed for v in verdicts) == 25
+
+
+async def test_redis_limiters_of_two_nodes_share_counts(redis_url: str) -> None:
+    prefix = f"gh:test:{secrets.token_hex(6)}:"
+    one, two = (RedisLimiter(Redis.from_url(redis_url), prefix=prefix) for _ in range(2))
+    try:
+        await one.hit(LOGIN, "alice")
+        await two.hit(LOGIN, "alice")
+        assert (await one.hit(LOGIN, "alice")).count == 3
+        assert not (await two.peek(LOGIN, "alice")).allowed
+        await two.clear(LOGIN, "alice")
+        assert (await one.peek(LOGIN, "alice")).count == 0
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest.mark.parametrize("operation", ["hit", "peek", "clear"])
+async def test_redis_that_does_not_answer_refuses(operation: str, caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RedisLimiter.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(RateLimitUnavailable, match="does not answer"):
+            await getattr(limiter, operation)(LOGIN, "alice")
+        with pytest.raises(RateLimitUnavailable):
+            await limiter.hit(LOGIN, "alice")
+    finally:
+        await limiter.close()
+    errors = [r for r in caplog.records if r.name == "gatehouse.ratelimit" and r.levelname == "ERROR"]
+    assert len(errors) == 1, "the outage is logged once, not once per attempt"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_redis(port: int) -> asyncio.subprocess.Process:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    proc = await asyncio.create_subprocess_exec(
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    probe = Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                await probe.ping()
+                return proc
+            except RedisError:
+                await asyncio.sleep(0.05)
+    finally:
+        await probe.aclose()
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+async def test_redis_that_goes_away_refuses_then_counts_again() -> None:
+    """A node whose Redis dies refuses at once (no attempt passes uncounted), and counts again when it is back."""
+    port = free_port()
+    server = await start_redis(port)
+    limiter = RedisLimiter.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert (await limiter.hit(LOGIN, "alice")).count == 1
+        server.kill()
+        await server.wait()
+        for operation in ("hit", "peek", "clear"):
+            with pytest.raises(RateLimitUnavailable):
+                await getattr(limiter, operation)(LOGIN, "alice")
+        server = await start_redis(port)
+        assert (await limiter.hit(LOGIN, "alice")).count == 1, "a new Redis without persistence starts at zero"
+        assert (await limiter.hit(LOGIN, "alice")).count == 2
+    finally:
+        await limiter.close()
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def test_redis_that_accepts_but_never_answers_refuses_within_seconds() -> None:
+    """A hung Redis must not hang every login: the socket timeout turns it into a refusal."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(65536)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RedisLimiter.from_url(f"redis://127.0.0.1:{port}/0")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(RateLimitUnavailable):
+            await asyncio.wait_for(limiter.hit(LOGIN, "alice"), 10)
+        assert loop.time() - started < 5
+    finally:
+        await limiter.close()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
