@@ -48,10 +48,20 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not sent or not cookie or not hmac.compare_digest(sent, cookie):
             raise web.HTTPForbidden(text=_("The form expired or did not come from this portal. "
                                            "Go back, reload the page and try again."))
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect after login carries the new token too
+        if CSRF in request:
+            set_cookie(request, exc, CSRF_COOKIE, request[CSRF])
+        raise
     if CSRF in request:
         set_cookie(request, response, CSRF_COOKIE, request[CSRF])
     return response
+
+
+def rotate_csrf(request: web.Request) -> None:
+    """A new token when who is logged in changes, so a token seen before login is worth nothing after it."""
+    request[CSRF] = secrets.token_urlsafe(24)
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,

@@ -84,3 +84,19 @@ async def test_home_needs_the_session_cookie_of_this_terminal(platform: Platform
     assert any(r.actor == INMATE for r in served)
     assert {(r.status, r.reason) for r in served} == {(200, "role=inmate route=/home"),
                                                       (302, "role=anonymous route=/home")}
+
+
+async def test_the_form_token_changes_at_login_so_one_seen_before_is_worthless_after(platform: Platform) -> None:
+    async with platform.client(CELL) as browser:
+        async with browser.get(f"{platform.portal}/login") as page:
+            before = csrf_from(await page.text())
+        await platform.login(browser)
+        async with browser.get(f"{platform.portal}/home") as page:
+            after = csrf_from(await page.text())
+        assert after != before
+        async with browser.post(f"{platform.portal}/logout", data={"csrf_token": before},
+                                allow_redirects=False) as resp:
+            assert resp.status == 403
+        async with browser.post(f"{platform.portal}/logout", data={"csrf_token": after},
+                                allow_redirects=False) as resp:
+            assert resp.status == 303

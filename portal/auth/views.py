@@ -17,7 +17,7 @@ from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
 from portal.labels import KIND_LABELS, label
 from portal.layout import render, safe_next
-from portal.security import set_cookie
+from portal.security import rotate_csrf, set_cookie
 from portal.throttle import LoginUnavailable, Throttled
 
 routes = web.RouteTableDef()
@@ -66,6 +66,7 @@ async def login_submit(request: web.Request) -> web.Response:
     request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
     response = web.HTTPSeeOther("/home")
     set_cookie(request, response, INMATE_COOKIE, active.token)
+    rotate_csrf(request)
     raise response
 
 

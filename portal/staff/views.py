@@ -18,7 +18,7 @@ from portal.access import STAFF_COOKIE, client_address, pending, public, staff
 from portal.i18n import N_, _
 from portal.keys import ACTOR, KERNEL, STAFF_POLICY, VIEWER
 from portal.layout import render
-from portal.security import set_cookie
+from portal.security import rotate_csrf, set_cookie
 from portal.staff import services
 from portal.staff.forms import CodeForm, ConfirmPasswordForm, PasswordForm, StaffLoginForm
 from portal.throttle import LoginUnavailable, Throttled
@@ -89,6 +89,7 @@ async def login_submit(request: web.Request) -> web.Response:
     except LoginUnavailable as down:
         return _render(request, "staff/login.html", 503, form=form, message=down.message())
     request[ACTOR] = form.username
+    rotate_csrf(request)
     raise _with_session(request, web.HTTPSeeOther("/staff/totp"), token)
 
 
@@ -121,6 +122,7 @@ async def totp_submit(request: web.Request) -> web.Response:
         return _render(request, "staff/totp.html", 429, form=form, message=throttled.message(_zone(request)))
     except LoginUnavailable as down:
         return _render(request, "staff/totp.html", 503, form=form, message=down.message())
+    rotate_csrf(request)
     raise _with_session(request, web.HTTPSeeOther("/staff"), token)
 
 
@@ -160,6 +162,7 @@ async def enrol_submit(request: web.Request) -> web.Response:
     except LoginUnavailable as down:
         return await _enrol_page(request, form, 503, down.message())
     # Shown in this response only: never stored in clear, never behind a URL that could be reloaded.
+    rotate_csrf(request)
     response = _render(request, "staff/recovery_codes.html", codes=codes, first_time=True)
     return _with_session(request, response, token)
 
@@ -229,6 +232,7 @@ async def password_submit(request: web.Request) -> web.Response:
     if token is None:
         form.errors["current"] = _("That is not your current password.")
         return _account_page(request, 403, password_form=form)
+    rotate_csrf(request)
     response = _account_page(request, done=_("Your password was changed. Every other session of your account "
                                              "has ended."))
     return _with_session(request, response, token)
