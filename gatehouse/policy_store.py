@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.models import PolicyRule
+from policies.hours import OpeningHours, merge
 from policies.rules import ParseResult, PolicyError, Rule, parse_policy
 from policies.snapshot import Snapshot
 
@@ -35,6 +36,8 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
     """Parse every file; rule ids must be unique across all of them."""
     result = ParseResult()
     owner: dict[str, str] = {}
+    hours: list[OpeningHours] = []
+    given: dict[str, str] = {}
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -43,12 +46,19 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
             continue
         parsed = parse_policy(text, str(path))
         result.errors += parsed.errors
+        for kind, line in parsed.hours_lines.items():
+            if kind in given:
+                result.errors.append(PolicyError(str(path), line, f"hours for {kind} are given already in "
+                                                                  f"{given[kind]}"))
+            given[kind] = f"{path}:{line}"
+        hours.append(parsed.hours)
         for rule in parsed.rules:
             if rule.id in owner:
                 result.errors.append(PolicyError(str(path), 1, f"rule id {rule.id!r} is used in {owner[rule.id]}"))
                 continue
             owner[rule.id] = str(path)
             result.rules.append(rule)
+    result.hours = merge(hours)
     return result
 
 
@@ -84,7 +94,8 @@ class PolicyHolder:
             for error in result.errors:
                 log.error("policy not loaded: %s", error)
             return False
-        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules), timezone=self.timezone)
+        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules, result.hours),
+                                       timezone=self.timezone, hours=result.hours)
         log.info("policy loaded: %d rules, version %s", len(result.rules), self.snapshot.version)
         return True
 
@@ -101,7 +112,7 @@ def describe_change(before: Snapshot, after: Snapshot) -> str:
     return "; ".join(parts)
 
 
-def _version(rules: list[Rule]) -> str:
+def _version(rules: list[Rule], hours: OpeningHours | None = None) -> str:
     """The same rules give the same version in every process (sets are sorted, not hash-ordered)."""
     def plain(value: object) -> object:
         if isinstance(value, frozenset | set):
@@ -109,4 +120,6 @@ def _version(rules: list[Rule]) -> str:
         return str(value)
 
     text = json.dumps([dataclasses.asdict(r) for r in rules], default=plain, sort_keys=True)
+    if hours is not None and hours.restricts:
+        text += hours.describe()
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import jinja2
+from babel import Locale
+from babel.dates import format_datetime
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
@@ -16,6 +19,8 @@ TEXT = {
         "login": "Nobody is logged in at this terminal. Log in at the portal to use the internet.",
         "address": "Address", "reason": "Reason", "open_portal": "Open the portal",
         "ask": "If you need this site for your studies or your re-entry, ask for it in the portal.",
+        "closed_title": "This terminal is closed now", "opens": "It opens again on {when}.",
+        "closed": "This terminal cannot be used at this time.",
     },
     "nl": {
         "title": "Deze pagina is geblokkeerd", "login_title": "Log eerst in",
@@ -23,6 +28,8 @@ TEXT = {
         "login": "Er is niemand aangemeld op deze terminal. Meld je aan op het portaal om internet te gebruiken.",
         "address": "Adres", "reason": "Reden", "open_portal": "Naar het portaal",
         "ask": "Heb je deze site nodig voor je studie of je re-integratie? Vraag ze aan in het portaal.",
+        "closed_title": "Deze terminal is nu gesloten", "opens": "Hij gaat weer open op {when}.",
+        "closed": "Deze terminal kan je op dit moment niet gebruiken.",
     },
     "fr": {
         "title": "Cette page est bloquée", "login_title": "Veuillez d'abord vous connecter",
@@ -30,6 +37,8 @@ TEXT = {
         "login": "Personne n'est connecté à ce terminal. Connectez-vous au portail pour utiliser internet.",
         "address": "Adresse", "reason": "Raison", "open_portal": "Ouvrir le portail",
         "ask": "Si vous avez besoin de ce site pour vos études ou votre réinsertion, demandez-le dans le portail.",
+        "closed_title": "Ce terminal est fermé pour le moment", "opens": "Il rouvre le {when}.",
+        "closed": "Ce terminal ne peut pas être utilisé à cette heure.",
     },
     "de": {
         "title": "Diese Seite ist gesperrt", "login_title": "Bitte zuerst anmelden",
@@ -37,6 +46,8 @@ TEXT = {
         "login": "An diesem Terminal ist niemand angemeldet. Melden Sie sich im Portal an, um das Internet zu nutzen.",
         "address": "Adresse", "reason": "Grund", "open_portal": "Portal öffnen",
         "ask": "Wenn Sie diese Seite für Ausbildung oder Wiedereingliederung brauchen, beantragen Sie sie im Portal.",
+        "closed_title": "Dieses Terminal ist jetzt geschlossen", "opens": "Es öffnet wieder am {when}.",
+        "closed": "Dieses Terminal kann zu dieser Zeit nicht benutzt werden.",
     },
 }
 
@@ -48,11 +59,18 @@ class BlockPage:
     portal_url: str
     language: str = "en"
     needs_login: bool = False
+    closed: bool = False
+    """The terminal is outside its opening hours: the page says so, and when it opens if `opens_at` is known."""
+    opens_at: datetime | None = None
 
     def render(self) -> bytes:
         lang = self.language if self.language in TEXT else "en"
         template = _env.get_template("blocked.html")
-        return template.render(page=self, lang=lang, t=TEXT[lang]).encode("utf-8")
+        opens = ""
+        if self.opens_at is not None:
+            when = format_datetime(self.opens_at, "EEEE d MMMM, HH:mm", locale=Locale.parse(lang))
+            opens = TEXT[lang]["opens"].format(when=when)
+        return template.render(page=self, lang=lang, t=TEXT[lang], opens=opens).encode("utf-8")
 
 
 HEADERS = {

@@ -43,6 +43,7 @@ class ReasonCode(enum.StrEnum):
     OUTSIDE_WINDOW = "outside-window"
     NOT_VALID_NOW = "not-valid-now"
     TERMINAL_KIND = "terminal-kind"
+    TERMINAL_CLOSED = "terminal-closed"
     GATEWAY_ERROR = "gateway-error"
 
 
@@ -87,6 +88,8 @@ class Decision:
     mode: Mode = Mode.INSPECT
     trace: tuple[Reason, ...] = field(default=(), compare=False)
     quota: str = ""
+    opens_at: datetime | None = None
+    """For a terminal outside its opening hours: when it opens next (facility wall-clock time)."""
 
     @property
     def allowed(self) -> bool:
@@ -129,9 +132,25 @@ def _condition_failure(rule: Rule, who: Subject, local: datetime | None) -> Reas
     return None
 
 
+def _closed(who: Subject, policy: Snapshot, now: datetime) -> Decision | None:
+    """Outside the opening hours of this kind of terminal nothing is allowed, whatever the rules say."""
+    if not policy.hours.restricts:
+        return None
+    local = policy.local(now)
+    if policy.hours.is_open(who.terminal_kind, local):
+        return None
+    opens = policy.hours.next_opening(who.terminal_kind, local)
+    when = f"opens {opens:%a %Y-%m-%d %H:%M}" if opens else "closed for the next days"
+    kind = who.terminal_kind or "this"
+    return Decision(Verdict.DENY, (Reason(ReasonCode.TERMINAL_CLOSED, f"{kind} terminals are closed now; {when}"),),
+                    opens_at=opens)
+
+
 def _applicable(facts: RequestFacts, who: Subject, policy: Snapshot, now: datetime
                 ) -> tuple[str, list[Rule], list[Reason]] | Decision:
     """The canonical host, the rules that apply to it for this subject now, and why others do not."""
+    if (closed := _closed(who, policy, now)) is not None:
+        return closed
     try:
         host = canonical_host(facts.host)
     except HostError as exc:

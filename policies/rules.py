@@ -6,11 +6,13 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import MappingProxyType
 
 import yaml
 from publicsuffixlist import PublicSuffixList
 
 from policies.hosts import HostError, canonical_host, is_ip_literal
+from policies.hours import OpeningHours
 from policies.paths import canonical_path
 from policies.windows import Window
 
@@ -109,6 +111,9 @@ class PolicyError:
 class ParseResult:
     rules: list[Rule] = field(default_factory=list)
     errors: list[PolicyError] = field(default_factory=list)
+    hours: OpeningHours = field(default_factory=OpeningHours)
+    hours_lines: dict[str, int] = field(default_factory=dict)
+    """Where each kind's hours were given (file line), to name both places when two files give them."""
 
 
 def _line(node: yaml.Node) -> int:
@@ -245,6 +250,34 @@ def _moment(node: yaml.Node) -> datetime:
         raise _Located(node, f"{text!r} is not a date (2026-12-24) or date and time (2026-12-24T18:00)") from None
 
 
+def _hours(hours_node: yaml.Node | None, closed_node: yaml.Node | None) -> tuple[OpeningHours, dict[str, int]]:
+    kinds: dict[str, tuple[Window, ...]] = {}
+    lines: dict[str, int] = {}
+    if hours_node is not None:
+        if not isinstance(hours_node, yaml.MappingNode):
+            raise _Located(hours_node, "hours maps a terminal kind to its windows, e.g. cell: [mon-sun 07:00-22:00]")
+        for key_node, value_node in hours_node.value:
+            kind = str(key_node.value)
+            if kind not in TERMINAL_KINDS:
+                kinds_text = ", ".join(sorted(TERMINAL_KINDS))
+                raise _Located(key_node, f"hours: {kind!r} is not a terminal kind ({kinds_text})")
+            windows = []
+            for text, item in _strings(value_node, f"hours.{kind}"):
+                try:
+                    windows.append(Window.parse(text))
+                except ValueError as exc:
+                    raise _Located(item, str(exc)) from None
+            kinds[kind], lines[kind] = tuple(windows), _line(key_node)
+    closed: set[date] = set()
+    if closed_node is not None:
+        for text, item in _strings(closed_node, "closed"):
+            try:
+                closed.add(date.fromisoformat(text))
+            except ValueError:
+                raise _Located(item, f"closed: {text!r} is not a date like 2026-12-25") from None
+    return OpeningHours(MappingProxyType(kinds), frozenset(closed)), lines
+
+
 def parse_policy(text: str, source: str) -> ParseResult:
     """Every rule that parses and every error, each error with its line, so one run reports them all."""
     result = ParseResult()
@@ -260,14 +293,24 @@ def parse_policy(text: str, source: str) -> ParseResult:
     if not isinstance(root, yaml.MappingNode):
         result.errors.append(PolicyError(source, _line(root), "a policy file is a mapping with a rules list"))
         return result
-    rules_node = None
+    rules_node = hours_node = closed_node = None
     for key_node, value_node in root.value:
-        if key_node.value != "rules":
-            result.errors.append(PolicyError(source, _line(key_node), f"unknown top-level key {key_node.value!r}"))
-        else:
+        if key_node.value == "rules":
             rules_node = value_node
+        elif key_node.value == "hours":
+            hours_node = value_node
+        elif key_node.value == "closed":
+            closed_node = value_node
+        else:
+            result.errors.append(PolicyError(source, _line(key_node), f"unknown top-level key {key_node.value!r}"
+                                             " (a policy file has rules, hours and closed)"))
+    if hours_node is not None or closed_node is not None:
+        try:
+            result.hours, result.hours_lines = _hours(hours_node, closed_node)
+        except _Located as exc:
+            result.errors.append(PolicyError(source, _line(exc.node), str(exc)))
     if rules_node is None:
-        if not result.errors:
+        if not result.errors and hours_node is None and closed_node is None:
             result.errors.append(PolicyError(source, _line(root), "no rules list"))
         return result
     if not isinstance(rules_node, yaml.SequenceNode):

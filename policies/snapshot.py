@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from policies.hours import OpeningHours
 from policies.rules import Rule
 
 MEMO_MAX = 65_536
@@ -20,6 +21,7 @@ class Snapshot:
     below: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     version: str = ""
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    hours: OpeningHours = field(default_factory=OpeningHours)
     _memo: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def local(self, now: datetime) -> datetime:
@@ -28,7 +30,8 @@ class Snapshot:
         return aware.astimezone(self.timezone).replace(tzinfo=None)
 
     @classmethod
-    def build(cls, rules: Iterable[Rule], version: str = "", timezone: ZoneInfo | None = None) -> Snapshot:
+    def build(cls, rules: Iterable[Rule], version: str = "", timezone: ZoneInfo | None = None,
+              hours: OpeningHours | None = None) -> Snapshot:
         exact: dict[str, list[Rule]] = {}
         below: dict[str, list[Rule]] = {}
         ordered = tuple(rules)
@@ -44,6 +47,7 @@ class Snapshot:
             MappingProxyType({k: tuple(v) for k, v in below.items()}),
             version,
             timezone or ZoneInfo("UTC"),
+            hours=hours or OpeningHours(),
         )
 
     def matching(self, host: str) -> tuple[Rule, ...]:

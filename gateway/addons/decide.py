@@ -90,7 +90,9 @@ class RequestDecider:
         if not decision.allowed:
             flow.metadata["gatehouse.denied"] = True
             page = BlockPage(flow.request.pretty_url, _shown(decision), self._portal_url, handoff.language,
-                             needs_login=decision.reasons[0].code in (ReasonCode.NO_SESSION,))
+                             needs_login=decision.reasons[0].code in (ReasonCode.NO_SESSION,),
+                             closed=decision.reasons[0].code is ReasonCode.TERMINAL_CLOSED,
+                             opens_at=decision.opens_at)
             flow.response = http.Response.make(403, page.render(), HEADERS)
 
     def _event(self, flow: http.HTTPFlow, handoff: Handoff, tag: Tag, decision: str, reason: str,
