@@ -11,7 +11,7 @@ from __future__ import annotations
 import gettext as stdlib_gettext
 import io
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from babel import Locale
 from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_time as babel_time
+from babel.dates import get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -104,3 +105,21 @@ def format_date(when: datetime, zone: ZoneInfo) -> str:
     """The day a stored time falls on in the facility's zone, in full (a heading in a timeline)."""
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
     return babel_date(aware.astimezone(zone).date(), format="full", locale=Locale.parse(_current.get()))
+
+
+def format_day(day: date) -> str:
+    return babel_date(day, format="full", locale=Locale.parse(_current.get()))
+
+
+def format_weekly(days: frozenset[int], start: time, end: time) -> str:
+    """`mon-fri 08:30-12:00` as the reader says it: "Monday – Friday, 08:30 – 12:00" in their language."""
+    locale = Locale.parse(_current.get())
+    names = get_day_names("wide", locale=locale)
+    runs: list[tuple[int, int]] = []
+    for day in sorted(days):
+        if runs and runs[-1][1] == day - 1:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    spans = [names[a] if a == b else f"{names[a]} – {names[b]}" for a, b in runs]
+    return f"{', '.join(spans)}, {start:%H:%M} – {end:%H:%M}"

@@ -117,3 +117,26 @@ async def test_a_closed_terminal_shows_when_it_opens_and_the_denial_is_recorded(
     assert not platform.origin.saw("GET", "allowed.test", "/lesson")
     denied = await eventually_records(platform, tag="gateway:request:denied")
     assert denied[-1].reason.startswith("terminal-closed: cell terminals are closed now; opens ")
+
+
+async def test_the_inmate_home_page_shows_the_terminals_hours_in_the_inmates_language(platform: Platform) -> None:
+    import html
+    import re
+
+    from tests.helpers import OTHER_INMATE, OTHER_PIN
+
+    zone = ZoneInfo(platform.settings["facility.timezone"])
+    soon = datetime.now(UTC).astimezone(zone).date() + timedelta(days=3)
+    (platform.settings.policy_dir / "hours.yaml").write_text(
+        f"hours:\n  cell: [mon-fri 08:00-12:00, sat 10:00-11:30]\nclosed: [{soon.isoformat()}, 2020-01-01]\n")
+    assert platform.up.kernel.policies.load()
+    async with platform.client(CELL) as browser:
+        await platform.login(browser, OTHER_INMATE, OTHER_PIN)  # Marie Dubois reads French
+        async with browser.get(f"{platform.portal}/home") as resp:
+            body = html.unescape(await resp.text())
+    hours = re.search(r'<ul data-testid="hours">(.*?)</ul>', body, re.S)
+    assert hours is not None
+    assert re.findall(r"<li>([^<]+)</li>", hours.group(1)) == ["lundi – vendredi, 08:00 – 12:00",
+                                                               "samedi, 10:00 – 11:30"]
+    closed = re.search(r'<ul data-testid="closed-days">(.*?)</ul>', body, re.S)
+    assert closed is not None and str(soon.year) in closed.group(1) and "2020" not in closed.group(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from gatehouse.audit import AuditEvent, Tag
@@ -72,6 +73,16 @@ async def choose_language(kernel: Kernel, active: ActiveSession, language: str) 
 def _store_language(kernel: Kernel, number: str, language: str) -> None:
     with kernel.factory.begin() as session:
         set_language(session, number, language)
+
+
+def opening(kernel: Kernel, kind: str, today: date) -> tuple[list[str] | None, list[str]]:
+    """The weekly hours of this kind of terminal (None: open at any time) and the closed days of the next four
+    weeks, as the inmate reads them."""
+    hours = kernel.policies.snapshot.hours
+    windows = hours.kinds.get(kind)
+    weekly = None if windows is None else [i18n.format_weekly(w.days, w.start, w.end) for w in windows]
+    soon = sorted(d for d in hours.closed if today <= d < today + timedelta(days=28))
+    return weekly, [i18n.format_day(d) for d in soon]
 
 
 async def current(kernel: Kernel, address: str, token: str | None) -> ActiveSession | None:

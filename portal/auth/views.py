@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,7 +76,10 @@ async def login_submit(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     active = request[VIEWER].inmate
     kind = active.terminal_kind if active is not None else ""
-    return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind)})
+    today = datetime.now(UTC).astimezone(_zone(request)).date()
+    weekly, closed = services.opening(request.app[KERNEL], kind, today)
+    return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind),
+                                              "weekly": weekly, "closed_days": closed})
 
 
 @routes.post("/logout", name="logout")
