@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gatehouse.errors import GatehouseError
+from gatehouse.redisconn import bounded_redis
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class RedisLimiter:
 
     @classmethod
     def from_url(cls, url: str) -> RedisLimiter:
-        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+        return cls(bounded_redis(url))
 
     def _key(self, limit: Limit, key: str) -> str:
         return f"{self._prefix}{limit.name}:{key}"
