@@ -152,9 +152,10 @@ def _refusal(request: web.Request, rule: Rule, viewer: Viewer) -> web.StreamResp
         raise web.HTTPFound("/staff/totp" if viewer.staff.enrolled else "/staff/enrol")
     if viewer.kind == "staff" and rule.kind is Kind.PENDING:
         raise web.HTTPFound("/staff")
-    return render(request, "errors/forbidden.html", {
+    return render(request, "errors/error.html", {
         "title": _("You cannot open this page"),
-        "message": _("Your account does not give access to this page. If you need it, ask an administrator."),
+        "message": _("This page is for staff only.") if viewer.kind == "inmate" else
+        _("Your account does not give access to this page. If you need it, ask an administrator."),
     }, status=403)
 
 

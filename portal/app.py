@@ -18,6 +18,7 @@ from portal import i18n
 from portal.access import check_routes, public, session_middleware
 from portal.admin.views import routes as admin_routes
 from portal.auth.views import routes as auth_routes
+from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
 from portal.review import services as review
 from portal.review.views import routes as review_routes
@@ -60,7 +61,7 @@ def templates() -> jinja2.BaseLoader:
 
 def create_app(kernel: Kernel) -> web.Application:
     app = web.Application(
-        middlewares=[headers_middleware, audit_middleware, session_middleware, csrf_middleware],
+        middlewares=[headers_middleware, audit_middleware, errors_middleware, session_middleware, csrf_middleware],
         client_max_size=8 * 1024 * 1024)
     app[KERNEL] = kernel
     settings = kernel.settings

@@ -100,3 +100,20 @@ async def test_the_form_token_changes_at_login_so_one_seen_before_is_worthless_a
         async with browser.post(f"{platform.portal}/logout", data={"csrf_token": after},
                                 allow_redirects=False) as resp:
             assert resp.status == 303
+
+
+@pytest.mark.parametrize(("path", "method", "status", "title"), [
+    ("/no/such/page", "GET", 404, "Deze pagina bestaat niet"),
+    ("/login", "POST", 403, "U kunt deze pagina niet openen"),  # a form without its token
+    ("/logout", "GET", 405, "Deze pagina kan niet zo gebruikt worden"),
+])
+async def test_errors_are_pages_in_the_readers_language(platform: Platform, path: str, method: str, status: int,
+                                                        title: str) -> None:
+    async with platform.client(STRANGER) as browser:
+        async with browser.request(method, f"{platform.portal}{path}", headers={"Accept-Language": "nl-BE,nl;q=0.9"},
+                                   allow_redirects=False) as resp:
+            body = await resp.text()
+            assert resp.status == status and resp.content_type == "text/html"
+            assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert '<html lang="nl">' in body and f"<h1>{title}</h1>" in body
+    assert 'href="/"' in body

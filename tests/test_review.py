@@ -197,3 +197,20 @@ async def test_export_of_a_search_is_recorded_and_the_copy_verifies(platform: Pl
         assert report.findings == [], report.findings
     exported = platform.records(tag="audit:records:exported")
     assert [(r.actor, r.reason) for r in exported] == [("sam", f"format={fmt} host=allowed.test")]
+
+
+async def test_a_burst_across_the_edge_of_a_counting_window_is_still_one_alert(review_platform: Platform) -> None:
+    platform = review_platform
+    now = utcnow()
+    edge = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(minutes=5)
+    for n in range(8):  # four denials just before the edge, four just after: 8 within 1 minute
+        await write(platform, tag=Tag.GATEWAY_REQUEST_DENIED, actor=OTHER_INMATE, host="games.test", path=f"/{n}",
+                    decision="deny", reason="no-match: no rule allows games.test",
+                    at=edge + timedelta(seconds=-28 + n * 8))
+    async with staff_client(platform, SECURITY_ADDR, "sam", ["security"]) as sam:
+        status, body = await page(sam, f"{platform.portal}/audit/alerts?rule=denied-burst", platform)
+        assert status == 200 and body.count(f'data-testid="alert-denied-burst-{OTHER_INMATE}"') == 1
+        status, body = await page(sam, f"{platform.portal}/audit/alerts?rule=denied-burst", platform)
+        assert body.count(f'data-testid="alert-denied-burst-{OTHER_INMATE}"') == 1
+    raised = platform.records(tag="audit:alert:raised")
+    assert [(r.actor, r.reason.split()[:2]) for r in raised] == [(OTHER_INMATE, ["denied-burst", "count=8"])]

@@ -58,22 +58,40 @@ def _gateway(since: datetime, until: datetime) -> list[ColumnElement[bool]]:
 
 
 def denied_bursts(session: Session, since: datetime, until: datetime, limits: Thresholds) -> list[Finding]:
+    """Denials counted per inmate in buckets of the burst window; any two adjacent buckets together reaching the
+    limit raise an alert, so a burst that straddles a bucket edge is not missed (every span of M minutes lies
+    in two adjacent buckets of M). A run of such pairs is one alert, keyed by its first bucket, so later scans
+    find the same alert again rather than a new one."""
     window = limits.burst_minutes * 60
-    bucket = (epoch_seconds(session) / window).label("bucket")
+    bucket = (epoch_seconds(session) // window).label("bucket")
     rows = session.execute(
         select(AuditRecord.actor, bucket, func.count())
         .where(*_gateway(since, until), AuditRecord.decision == "deny")
-        .group_by(AuditRecord.actor, bucket).having(func.count() >= limits.burst)).all()
-    found = []
+        .group_by(AuditRecord.actor, bucket)).all()
+    counts: dict[str, dict[int, int]] = {}
     for actor, number, count in rows:
-        start = EPOCH + timedelta(seconds=int(number) * window)
-        found.append(Finding(Rule.DENIED_BURST, actor, start, start + timedelta(seconds=window), int(count)))
-    return found
+        counts.setdefault(actor, {})[int(number)] = int(count)
+    findings = []
+    for actor, buckets in counts.items():
+        runs: list[list[int]] = []
+        for number in sorted(buckets):
+            if buckets[number] + buckets.get(number + 1, 0) < limits.burst:
+                continue
+            if runs and number <= runs[-1][-1] + 1:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+        for run in runs:
+            first, last = run[0], run[-1] + 1
+            total = sum(buckets.get(n, 0) for n in range(first, last + 1))
+            findings.append(Finding(Rule.DENIED_BURST, actor, EPOCH + timedelta(seconds=first * window),
+                                    EPOCH + timedelta(seconds=(last + 1) * window), total))
+    return findings
 
 
 def daily_usage(session: Session, day_start: datetime, day_end: datetime, limits: Thresholds) -> list[Finding]:
     """Active minutes per inmate in the facility day [day_start, day_end) (UTC bounds of a local day)."""
-    minute = (epoch_seconds(session) / 60).label("minute")
+    minute = (epoch_seconds(session) // 60).label("minute")
     per_minute = (select(AuditRecord.actor, minute).where(*_gateway(day_start, day_end))
                   .group_by(AuditRecord.actor, minute).subquery())
     rows = session.execute(
@@ -85,7 +103,7 @@ def daily_usage(session: Session, day_start: datetime, day_end: datetime, limits
 
 def bypass_attempts(session: Session, since: datetime, until: datetime) -> list[Finding]:
     """Per inmate and hour: denials whose reason is a known bypass technique."""
-    bucket = (epoch_seconds(session) / 3600).label("bucket")
+    bucket = (epoch_seconds(session) // 3600).label("bucket")
     kinds = or_(*[AuditRecord.reason.startswith(code) for code in BYPASS_REASONS])
     rows = session.execute(
         select(AuditRecord.actor, bucket, func.count(), func.min(AuditRecord.reason))

@@ -102,8 +102,8 @@ def matching(session: Session, filters: Filters) -> Iterator[AuditRecord]:
 
 
 def epoch_seconds(session: Session) -> ColumnElement[Any]:
-    """Whole seconds since the epoch as an integer, as the database computes it (times are naive UTC); divided
-    by an integer it buckets on both SQLite and PostgreSQL (integer division)."""
+    """Whole seconds since the epoch as an integer, as the database computes it (times are naive UTC); floor-
+    divided (`//`, not `/`, which SQLAlchemy makes a true division) it buckets on SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         return func.floor(func.extract("epoch", AuditRecord.at)).cast(type_=AuditRecord.seq.type)
     return func.cast(func.strftime("%s", AuditRecord.at), AuditRecord.seq.type)

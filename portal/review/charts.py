@@ -50,7 +50,7 @@ def stacked_columns(key: str, columns: Sequence[Column], *, title: str, descript
     peak = _nice_max(max((c.allowed + c.denied for c in columns), default=0))
     step = plot_w / max(len(columns), 1)
     out = _open(key, width, height, title, description)
-    for fraction in (0, 0.5, 1):
+    for fraction in (0, 0.5, 1) if peak % 2 == 0 else (0, 1):  # only whole numbers on the axis
         y = top + plot_h * (1 - fraction)
         out.append(f'<line x1="{left}" x2="{width - 12}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
                    f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{INK}">{int(peak * fraction)}</text>')
