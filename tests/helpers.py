@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pyotp
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from gatehouse.audit.shipper import Shipper
@@ -156,3 +161,32 @@ async def staff_client(platform: Platform, address: str, username: str,
                 "code": pyotp.TOTP(secret).now(), "csrf_token": token}) as resp:
             assert resp.status == 200 and "recovery-codes" in await resp.text()
         yield client
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a private server a test starts and stops)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_redis(port: int) -> asyncio.subprocess.Process:
+    """A private redis-server on `port`, to kill and restart in outage tests (the shared one stays up)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    proc = await asyncio.create_subprocess_exec(
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    probe = Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                await probe.ping()
+                return proc
+            except RedisError:
+                await asyncio.sleep(0.05)
+    finally:
+        await probe.aclose()
+    proc.kill()
+    raise AssertionError("redis-server did not start")

@@ -35,7 +35,7 @@ from gatehouse.bus import (
 )
 from gatehouse.bus_redis import RedisBus
 from tests.conftest import REDIS_ENV
-from tests.test_ratelimit import free_port, start_redis
+from tests.helpers import free_port, start_redis
 
 SAMPLES: list[ControlEvent] = [
     SessionStarted("10.20.0.7", "s-1"),

@@ -27,7 +27,7 @@ from gatehouse.quota import (
     quota_store_for,
 )
 from tests.conftest import REDIS_ENV
-from tests.test_ratelimit import free_port, start_redis
+from tests.helpers import free_port, start_redis
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 SANTIAGO = ZoneInfo("America/Santiago")

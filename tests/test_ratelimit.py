@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gatehouse.ratelimit import InProcessLimiter, Limit, RateLimiter, RateLimitUnavailable, RedisLimiter
 from tests.conftest import REDIS_ENV
+from tests.helpers import free_port, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -160,33 +158,6 @@ async def test_redis_that_does_not_answer_refuses(operation: str, caplog: pytest
         await limiter.close()
     errors = [r for r in caplog.records if r.name == "gatehouse.ratelimit" and r.levelname == "ERROR"]
     assert len(errors) == 1, "the outage is logged once, not once per attempt"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def start_redis(port: int) -> asyncio.subprocess.Process:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    proc = await asyncio.create_subprocess_exec(
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    probe = Redis(port=port)
-    try:
-        for _ in range(100):
-            try:
-                await probe.ping()
-                return proc
-            except RedisError:
-                await asyncio.sleep(0.05)
-    finally:
-        await probe.aclose()
-    proc.kill()
-    raise AssertionError("redis-server did not start")
 
 
 async def test_redis_that_goes_away_refuses_then_counts_again() -> None:
