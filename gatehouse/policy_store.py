@@ -100,15 +100,38 @@ class PolicyHolder:
         return True
 
 
+_WHERE = frozenset({"source", "line"})
+"""Where a rule is written, not what it says: moving a rule is not changing it."""
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, frozenset | set):
+        return ",".join(sorted(str(v) for v in value)) or "-"
+    if isinstance(value, tuple):
+        return ",".join(getattr(v, "text", None) or str(v) for v in value) or "-"
+    return "-" if value is None or value == "" else str(value)
+
+
+def _differences(old: Rule, new: Rule) -> list[str]:
+    return [f"{f.name} {_shown(getattr(old, f.name))} -> {_shown(getattr(new, f.name))}"
+            for f in dataclasses.fields(Rule)
+            if f.name not in _WHERE and getattr(old, f.name) != getattr(new, f.name)]
+
+
 def describe_change(before: Snapshot, after: Snapshot) -> str:
-    """What a reload changed, by rule id, for the audit log: `v1 -> v2; added a; removed b; changed c`."""
+    """What a reload changed, for the audit log: `v1 -> v2; added a; removed b; changed c (methods GET -> POST)`,
+    the before and after of every field that changed."""
     old = {r.id: r for r in before.rules}
     new = {r.id: r for r in after.rules}
     parts = [f"{before.version} -> {after.version}"]
-    for word, ids in (("added", sorted(new.keys() - old.keys())), ("removed", sorted(old.keys() - new.keys())),
-                      ("changed", sorted(i for i in old.keys() & new.keys() if old[i] != new[i]))):
+    for word, ids in (("added", sorted(new.keys() - old.keys())), ("removed", sorted(old.keys() - new.keys()))):
         if ids:
             parts.append(f"{word} {','.join(ids)}")
+    for rule_id in sorted(old.keys() & new.keys()):
+        if changes := _differences(old[rule_id], new[rule_id]):
+            parts.append(f"changed {rule_id} ({'; '.join(changes)})")
+    if before.hours != after.hours:
+        parts.append(f"hours {before.hours.describe()} -> {after.hours.describe()}")
     return "; ".join(parts)
 
 

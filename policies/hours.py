@@ -59,7 +59,8 @@ class OpeningHours:
     def describe(self) -> str:
         """A stable text form (for the policy's version)."""
         kinds = "; ".join(f"{k}: {', '.join(w.text for w in ws)}" for k, ws in sorted(self.kinds.items()))
-        return f"{kinds} | closed {', '.join(sorted(d.isoformat() for d in self.closed))}"
+        closed = ", ".join(sorted(d.isoformat() for d in self.closed))
+        return (kinds or "open at any time") + (f"; closed {closed}" if closed else "")
 
 
 def merge(parts: list[OpeningHours]) -> OpeningHours:

@@ -174,4 +174,5 @@ async def test_policy_file_changes_apply_while_running_and_broken_ones_do_not(pl
             if len(platform.records(tag="policy:snapshot:changed")) == 2:
                 break
             await asyncio.sleep(0.1)
-        assert platform.records(tag="policy:snapshot:changed")[1].reason.endswith("; changed other")
+        assert platform.records(tag="policy:snapshot:changed")[1].reason.endswith(
+            "; changed other (methods GET,HEAD -> GET)")

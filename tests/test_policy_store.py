@@ -63,3 +63,25 @@ def test_snapshot_versions_are_stable_across_loads(tmp_path: Path) -> None:
     first, second = PolicyHolder(tmp_path), PolicyHolder(tmp_path)
     assert first.load() and second.load()
     assert first.snapshot.version == second.snapshot.version != "empty"
+
+
+def test_a_policy_change_is_described_field_by_field_and_moving_a_rule_is_no_change() -> None:
+    from policies.rules import parse_policy
+    from policies.snapshot import Snapshot
+
+    from gatehouse.policy_store import describe_change
+
+    def snap(text: str) -> Snapshot:
+        result = parse_policy(text, "p.yaml")
+        assert result.errors == []
+        return Snapshot.build(result.rules, version=text[-6:], hours=result.hours)
+
+    before = snap("rules:\n  - id: a\n    allow: [a.test]\n  - id: b\n    allow: [b.test]\n")
+    moved = snap("rules:\n  - id: b\n    allow: [b.test]\n  - id: a\n    allow: [a.test]\n")
+    assert describe_change(before, moved) == f"{before.version} -> {moved.version}"
+    after = snap("hours:\n  cell: [mon-fri 08:00-12:00]\nrules:\n  - id: a\n    allow: [a.test, c.test]\n"
+                 "    methods: [GET, POST]\n    groups: [learners]\n  - id: d\n    deny: [d.test]\n")
+    assert describe_change(before, after) == (
+        f"{before.version} -> {after.version}; added d; removed b; "
+        "changed a (hosts a.test -> a.test,c.test; methods GET,HEAD -> GET,POST; groups - -> learners); "
+        "hours open at any time -> cell: mon-fri 08:00-12:00")
