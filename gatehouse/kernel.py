@@ -19,7 +19,7 @@ from gatehouse.audit.segments import SegmentAppender, node_lock, recover
 from gatehouse.audit.shipper import Shipper, ship_forever, shipped_up_to
 from gatehouse.audit.signing import Signer, ensure_signing_key, load_signer
 from gatehouse.audit.writer import body_of, checkpoint_now
-from gatehouse.bus import ControlBus, InProcessBus
+from gatehouse.bus import ControlBus, InProcessBus, bus_for
 from gatehouse.db.engine import make_engine, pending_migrations, session_factory
 from gatehouse.errors import GatehouseError
 from gatehouse.policy_store import PolicyHolder
@@ -101,13 +101,14 @@ class Kernel:
         factory = session_factory(engine)
         return cls(settings, engine, factory,
                    PolicyHolder(settings.policy_dir, factory, ZoneInfo(settings["facility.timezone"])),
-                   limiter=limiter_for(settings["redis.url"]))
+                   bus=bus_for(settings["redis.url"]), limiter=limiter_for(settings["redis.url"]))
 
     @property
     def session_policy(self) -> SessionPolicy:
         return SessionPolicy.from_settings(self.settings)
 
     async def start(self) -> None:
+        await self.bus.start()  # never raises: with Redis away it starts unhealthy and the gateway refuses
         node = self.settings.node
         values = self.settings.values
         self.audit = SegmentAuditWriter(
@@ -145,4 +146,5 @@ class Kernel:
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await self.ship()
         await self.limiter.close()
+        await self.bus.close()
         self.engine.dispose()

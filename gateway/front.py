@@ -20,7 +20,7 @@ from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
-from gateway.identity import Identity, IdentityResolver
+from gateway.identity import ControlUnavailable, Identity, IdentityResolver
 from gateway.sni import read_client_hello, sni_mismatch
 from gateway.splice import Meter, splice
 from gateway.upstream import UpstreamRefused, upstream_address
@@ -80,6 +80,17 @@ class Front:
                 if client.task:
                     client.task.cancel()
 
+    def cut_all(self) -> int:
+        """Close every open connection (the control bus is lost: a lockdown sent now would not be heard)."""
+        cut = 0
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                client.writer.close()
+                if client.task:
+                    client.task.cancel()
+                cut += 1
+        return cut
+
     def open_connections(self, address: str) -> int:
         return len(self._clients.get(address, ()))
 
@@ -117,6 +128,9 @@ class Front:
             return
         try:
             identity = await self._identity.resolve(address)
+        except ControlUnavailable as exc:
+            await self._refuse(writer, head, Identity(address), deny(ReasonCode.CONTROL_LOST, str(exc)))
+            return
         except Exception as exc:  # identity store broke: refuse and record (fail closed)
             log.exception("front: identity lookup failed for %s", address)
             failed = deny(ReasonCode.GATEWAY_ERROR, f"identity lookup failed: {exc.__class__.__name__}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,9 +37,15 @@ class Identity:
         return bool(self.terminal)
 
 
+class ControlUnavailable(Exception):
+    """This node cannot hear the control bus: a suspension or lockdown could be missed, so nobody is let through."""
+
+
 class IdentityResolver:
-    def __init__(self, factory: sessionmaker[Session], policy: SessionPolicy, grace: float = 0.0) -> None:
+    def __init__(self, factory: sessionmaker[Session], policy: SessionPolicy, grace: float = 0.0,
+                 link: Callable[[], bool] | None = None) -> None:
         self._factory = factory
+        self._link = link
         self._policy = policy
         self._grace = grace
         self._failing = False
@@ -46,6 +53,8 @@ class IdentityResolver:
         self._touched: dict[str, float] = {}
 
     async def resolve(self, address: str) -> Identity:
+        if self._link is not None and not self._link():
+            raise ControlUnavailable("the gateway cannot hear the control bus; access is paused until it can")
         now = time.monotonic()
         hit = self._cache.get(address)
         if hit and now - hit[0] < CACHE_S:
@@ -74,3 +83,7 @@ class IdentityResolver:
     def forget(self, address: str) -> None:
         self._cache.pop(address, None)
         self._touched.pop(address, None)
+
+    def forget_all(self) -> None:
+        """After the control bus was lost: whatever happened meanwhile is read from the database again."""
+        self._cache.clear()

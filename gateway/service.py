@@ -28,7 +28,8 @@ class Gateway:
         key = read_secret(settings)
         resolve = resolve_table(settings["proxy.resolve"])
         self.identity = IdentityResolver(kernel.factory, kernel.session_policy,
-                                         grace=settings["proxy.identity_grace_seconds"])
+                                         grace=settings["proxy.identity_grace_seconds"],
+                                         link=lambda: kernel.bus.healthy)
         self.inspector = Inspector(
             ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
             portal_url=settings.portal_url, resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])
@@ -47,6 +48,7 @@ class Gateway:
         self._stamp = self._files_stamp()
         self._kernel.bus.subscribe(self.front.on_event)
         self._kernel.bus.subscribe(self._on_event)
+        self._kernel.bus.on_health(self._on_health)
         await self.inspector.start()
         address = await self.front.start(host, port)
         self._watch = asyncio.create_task(self._watch_policy(), name="policy-watch")
@@ -61,6 +63,23 @@ class Gateway:
     async def _on_event(self, event: ControlEvent) -> None:
         if isinstance(event, PolicyChanged):
             await self._reload()
+
+    async def _on_health(self, healthy: bool) -> None:
+        """Lost: every open connection closes and new ones are refused (see IdentityResolver). Back: cached
+        identities are dropped and the policy read again, so what changed meanwhile applies, then traffic flows."""
+        if healthy:
+            self.identity.forget_all()
+            await self._reload()
+            tag, reason = Tag.GATEWAY_CONTROL_RESTORED, "the control bus answers again"
+        else:
+            cut = self.front.cut_all()
+            tag, reason = Tag.GATEWAY_CONTROL_LOST, f"the control bus is unreachable; {cut} connections closed"
+        if self._kernel.audit is not None:
+            try:
+                await self._kernel.audit.write(AuditEvent(tag, "gateway", decision="deny" if not healthy else "",
+                                                          reason=reason))
+            except AuditUnavailable as exc:
+                log.error("control bus change not recorded (%s): %s", exc, reason)
 
     async def _reload(self) -> None:
         """Load the policy again; a change (rules added, removed, changed) or a refusal is recorded."""

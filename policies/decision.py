@@ -44,6 +44,7 @@ class ReasonCode(enum.StrEnum):
     NOT_VALID_NOW = "not-valid-now"
     TERMINAL_KIND = "terminal-kind"
     TERMINAL_CLOSED = "terminal-closed"
+    CONTROL_LOST = "control-lost"
     GATEWAY_ERROR = "gateway-error"
 
 

@@ -66,10 +66,9 @@ def test_snapshot_versions_are_stable_across_loads(tmp_path: Path) -> None:
 
 
 def test_a_policy_change_is_described_field_by_field_and_moving_a_rule_is_no_change() -> None:
+    from gatehouse.policy_store import describe_change
     from policies.rules import parse_policy
     from policies.snapshot import Snapshot
-
-    from gatehouse.policy_store import describe_change
 
     def snap(text: str) -> Snapshot:
         result = parse_policy(text, "p.yaml")

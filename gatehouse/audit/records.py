@@ -18,6 +18,8 @@ class Tag(enum.StrEnum):
     GATEWAY_TUNNEL_CLOSED = "gateway:tunnel:closed"
     GATEWAY_RESPONSE_DONE = "gateway:response:done"
     GATEWAY_ERROR = "gateway:error:refused"
+    GATEWAY_CONTROL_LOST = "gateway:control:lost"
+    GATEWAY_CONTROL_RESTORED = "gateway:control:restored"
     POLICY_CHANGED = "policy:snapshot:changed"
     POLICY_REJECTED = "policy:snapshot:rejected"
     PORTAL_REQUEST = "portal:request:served"

@@ -19,7 +19,7 @@ from gatehouse.explain import parse_url
 from gateway.addons.handoff import METADATA_KEY, REFUSED_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
-from gateway.identity import IdentityResolver
+from gateway.identity import ControlUnavailable, IdentityResolver
 from policies.decision import Decision, ReasonCode, RequestFacts, decide_request, decide_url, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
@@ -75,6 +75,8 @@ class RequestDecider:
             return
         try:
             decision, actor = await self._decide(flow, handoff)
+        except ControlUnavailable as exc:
+            decision, actor = deny(ReasonCode.CONTROL_LOST, str(exc)), ""
         except Exception as exc:  # identity or policy broke: deny and record why (fail closed)
             log.exception("inspector: decision failed")
             decision, actor = deny(ReasonCode.GATEWAY_ERROR, f"decision failed: {exc.__class__.__name__}"), ""

@@ -25,7 +25,7 @@ from gatehouse.roster import RosterReport, apply_roster, parse_roster
 from gatehouse.sessions import EndReason
 from gatehouse.terminals import add_terminal, ensure_unit, remove_terminal
 from portal.admin.forms import InmateEdit, NewInmate, NewStaff, NewTerminal
-from portal.auth.services import record
+from portal.auth.services import announce, record
 
 PAGE = 50
 
@@ -202,7 +202,7 @@ async def remove_terminal_now(kernel: Kernel, name: str, actor: str, address: st
     """The terminal goes, and so does any session open on it: its connections close at once."""
     cut = await asyncio.to_thread(_remove_terminal, kernel, name)
     for terminal_address, token in cut:
-        await kernel.bus.publish(SessionEnded(terminal_address, token, EndReason.REPLACED))
+        await announce(kernel, SessionEnded(terminal_address, token, EndReason.REPLACED))
     await record(kernel, _event(Tag.ADMIN_TERMINAL_REMOVED, actor, address,
                                 f"{name} sessions-ended={len(cut)}"))
 
@@ -318,7 +318,7 @@ async def save_inmate(kernel: Kernel, number: str, form: InmateEdit, actor: str,
     """A suspended or released inmate's open session ends at once, and with it their connections."""
     reason, cut = await asyncio.to_thread(_save_inmate, kernel, number, form)
     for terminal_address, token in cut:
-        await kernel.bus.publish(SessionEnded(terminal_address, token, EndReason.SUSPENDED))
+        await announce(kernel, SessionEnded(terminal_address, token, EndReason.SUSPENDED))
     tag = Tag.ADMIN_INMATE_PIN_SET if form.pin and reason.endswith("pin-set") else Tag.ADMIN_INMATE_CHANGED
     await record(kernel, _event(tag, actor, address, reason + (f" sessions-ended={len(cut)}" if cut else "")))
 

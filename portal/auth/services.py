@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from gatehouse.audit import AuditEvent, Tag
-from gatehouse.bus import SessionEnded, SessionStarted
+from gatehouse.bus import BusUnavailable, ControlEvent, SessionEnded, SessionStarted
 from gatehouse.db.engine import utcnow
 from gatehouse.inmates import set_language
 from gatehouse.kernel import Kernel
 from gatehouse.sessions import ActiveSession, EndReason, LoginRefused, end_session, login, resolve
 from portal import i18n, throttle
 from portal.i18n import _, ngettext
+
+log = logging.getLogger(__name__)
+
+
+async def announce(kernel: Kernel, event: ControlEvent) -> None:
+    """Tell every gateway node. The database already holds the change; if the bus is down, the nodes that
+    cannot hear it refuse all traffic until it is back (and then read the database), so this only logs."""
+    try:
+        await kernel.bus.publish(event)
+    except BusUnavailable as exc:
+        log.error("portal: %s not announced to the gateways: %s", type(event).__name__, exc)
 
 
 async def record(kernel: Kernel, event: AuditEvent) -> None:
@@ -51,8 +63,8 @@ async def log_in(kernel: Kernel, address: str, number: str, pin: str) -> ActiveS
                                         client_addr=address, reason=refused.code))
         raise
     for old in replaced:
-        await kernel.bus.publish(SessionEnded(old.terminal_address, old.token, EndReason.REPLACED))
-    await kernel.bus.publish(SessionStarted(active.terminal_address, active.token))
+        await announce(kernel, SessionEnded(old.terminal_address, old.token, EndReason.REPLACED))
+    await announce(kernel, SessionStarted(active.terminal_address, active.token))
     await record(kernel, AuditEvent(Tag.PORTAL_LOGIN_SUCCESS, "portal", actor=active.inmate_number,
                                     terminal=active.terminal_name, client_addr=address))
     return active
@@ -60,7 +72,7 @@ async def log_in(kernel: Kernel, address: str, number: str, pin: str) -> ActiveS
 
 async def log_out(kernel: Kernel, active: ActiveSession, address: str) -> None:
     await asyncio.to_thread(end_session, kernel.factory, active.token, EndReason.LOGOUT, utcnow())
-    await kernel.bus.publish(SessionEnded(active.terminal_address, active.token, EndReason.LOGOUT))
+    await announce(kernel, SessionEnded(active.terminal_address, active.token, EndReason.LOGOUT))
     await record(kernel, AuditEvent(Tag.PORTAL_LOGOUT, "portal", actor=active.inmate_number,
                                     terminal=active.terminal_name, client_addr=address))
 
