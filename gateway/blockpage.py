@@ -7,7 +7,7 @@ from datetime import datetime
 
 import jinja2
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
@@ -21,6 +21,7 @@ TEXT = {
         "ask": "If you need this site for your studies or your re-entry, ask for it in the portal.",
         "closed_title": "This terminal is closed now", "opens": "It opens again on {when}.",
         "closed": "This terminal cannot be used at this time.",
+        "window_opens": "This site can be used again from {when}.",
     },
     "nl": {
         "title": "Deze pagina is geblokkeerd", "login_title": "Log eerst in",
@@ -30,6 +31,7 @@ TEXT = {
         "ask": "Heb je deze site nodig voor je studie of je re-integratie? Vraag ze aan in het portaal.",
         "closed_title": "Deze terminal is nu gesloten", "opens": "Hij gaat weer open op {when}.",
         "closed": "Deze terminal kan je op dit moment niet gebruiken.",
+        "window_opens": "Je kan deze site weer gebruiken vanaf {when}.",
     },
     "fr": {
         "title": "Cette page est bloquée", "login_title": "Veuillez d'abord vous connecter",
@@ -39,6 +41,7 @@ TEXT = {
         "ask": "Si vous avez besoin de ce site pour vos études ou votre réinsertion, demandez-le dans le portail.",
         "closed_title": "Ce terminal est fermé pour le moment", "opens": "Il rouvre le {when}.",
         "closed": "Ce terminal ne peut pas être utilisé à cette heure.",
+        "window_opens": "Ce site sera de nouveau accessible à partir du {when}.",
     },
     "de": {
         "title": "Diese Seite ist gesperrt", "login_title": "Bitte zuerst anmelden",
@@ -48,6 +51,7 @@ TEXT = {
         "ask": "Wenn Sie diese Seite für Ausbildung oder Wiedereingliederung brauchen, beantragen Sie sie im Portal.",
         "closed_title": "Dieses Terminal ist jetzt geschlossen", "opens": "Es öffnet wieder am {when}.",
         "closed": "Dieses Terminal kann zu dieser Zeit nicht benutzt werden.",
+        "window_opens": "Diese Seite kann ab {when} wieder benutzt werden.",
     },
 }
 
@@ -68,8 +72,10 @@ class BlockPage:
         template = _env.get_template("blocked.html")
         opens = ""
         if self.opens_at is not None:
-            when = format_datetime(self.opens_at, "EEEE d MMMM, HH:mm", locale=Locale.parse(lang))
-            opens = TEXT[lang]["opens"].format(when=when)
+            locale = Locale.parse(lang)
+            day = format_date(self.opens_at, "full", locale=locale)
+            when = f"{day}, {format_time(self.opens_at, 'short', locale=locale)}"
+            opens = TEXT[lang]["opens" if self.closed else "window_opens"].format(when=when)
         return template.render(page=self, lang=lang, t=TEXT[lang], opens=opens).encode("utf-8")
 
 

@@ -15,6 +15,7 @@ from policies.hosts import HostError, canonical_host, is_ip_literal
 from policies.paths import canonical_path, path_has_prefix
 from policies.rules import Effect, Mode, Rule
 from policies.snapshot import Snapshot
+from policies.windows import next_start
 
 __all__ = ["Decision", "Mode", "Reason", "ReasonCode", "RequestFacts", "Subject", "UrlDecision", "Verdict",
            "decide_connect", "decide_request", "decide_url", "deny"]
@@ -171,10 +172,19 @@ def _applicable(facts: RequestFacts, who: Subject, policy: Snapshot, now: dateti
     return host, applying, trace
 
 
-def _no_allow(host: str, facts: RequestFacts, trace: list[Reason]) -> Decision:
+def _window_opens(host: str, trace: list[Reason], policy: Snapshot, now: datetime) -> datetime | None:
+    """When a denial is only a matter of time (the rules are outside their windows), when the first opens."""
+    if trace[0].code is not ReasonCode.OUTSIDE_WINDOW:
+        return None
+    waiting = {r.rule_id for r in trace if r.code is ReasonCode.OUTSIDE_WINDOW}
+    windows = [w for rule in policy.matching(host) if rule.id in waiting for w in rule.windows]
+    return next_start(windows, policy.local(now))
+
+
+def _no_allow(host: str, facts: RequestFacts, trace: list[Reason], policy: Snapshot, now: datetime) -> Decision:
     if trace:
         first = trace[0]
-        return Decision(Verdict.DENY, (first,), trace=tuple(trace))
+        return Decision(Verdict.DENY, (first,), trace=tuple(trace), opens_at=_window_opens(host, trace, policy, now))
     if is_ip_literal(host):
         return deny(ReasonCode.IP_LITERAL, f"no rule names the address {host}")
     return deny(ReasonCode.NO_MATCH, f"no rule allows {host}")
@@ -192,7 +202,7 @@ def decide_connect(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: 
                         trace=tuple(trace))
     allows = [r for r in rules if r.effect is Effect.ALLOW]
     if not allows:
-        return _no_allow(host, facts, trace)
+        return _no_allow(host, facts, trace, policy, now)
     narrowing = any(r.effect is Effect.DENY for r in rules)
     passthrough = not narrowing and all(r.mode is Mode.PASSTHROUGH for r in allows)
     return Decision(Verdict.ALLOW, tuple(Reason(ReasonCode.RULE_ALLOW, f"{host} is allowed", r.id) for r in allows),
@@ -206,7 +216,7 @@ def decide_request(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: 
         return found
     host, rules, trace = found
     if not rules:
-        return _no_allow(host, facts, trace)
+        return _no_allow(host, facts, trace, policy, now)
     method = facts.method.upper()
     path = canonical_path(facts.path) if any(r.paths for r in rules) else facts.path
     denies = [r for r in rules if r.effect is Effect.DENY and method in r.methods
@@ -216,7 +226,7 @@ def decide_request(facts: RequestFacts, who: Subject, policy: Snapshot, *, now: 
             Reason(ReasonCode.RULE_DENY, f"{method} {host}{path} is denied", r.id) for r in denies), trace=tuple(trace))
     allows = [r for r in rules if r.effect is Effect.ALLOW]
     if not allows:
-        return _no_allow(host, facts, trace)
+        return _no_allow(host, facts, trace, policy, now)
     failures: list[Reason] = []
     for rule in allows:
         if rule.paths and not any(path_has_prefix(path, p) for p in rule.paths):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 
-from policies.windows import Window
+from policies.windows import Window, next_start
 
 LOOKAHEAD_DAYS = 15
 """How far ahead the next opening is looked for; beyond that a block page says only that it is closed."""
@@ -43,17 +43,12 @@ class OpeningHours:
     def next_opening(self, kind: str, local: datetime) -> datetime | None:
         """The first wall-clock moment after `local` at which a terminal of this kind opens, if within reach."""
         windows = self.kinds.get(kind)
-        for offset in range(LOOKAHEAD_DAYS):
+        if windows is not None:
+            return next_start(windows, local, LOOKAHEAD_DAYS, self.closed)
+        for offset in range(1, LOOKAHEAD_DAYS):  # open all day, except on closed days
             day = local.date() + timedelta(days=offset)
-            if day in self.closed:
-                continue
-            if windows is None:
+            if day not in self.closed:
                 return datetime.combine(day, datetime.min.time())
-            starts = sorted(w.start for w in windows if day.weekday() in w.days)
-            for start in starts:
-                moment = datetime.combine(day, start)
-                if moment > local:
-                    return moment
         return None
 
     def describe(self) -> str:

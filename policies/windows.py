@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPEC = re.compile(r"^\s*(?P<days>[a-z]{3}(?:-[a-z]{3})?(?:,[a-z]{3}(?:-[a-z]{3})?)*)\s+"
@@ -38,6 +39,24 @@ class Window:
             raise ValueError(f"window {text!r}: the end must be after the start (split windows across midnight)")
         return cls(frozenset(days), start, end, text.strip())
 
+    def starts_on(self, day: date) -> datetime | None:
+        return datetime.combine(day, self.start) if day.weekday() in self.days else None
+
     def contains(self, local: datetime) -> bool:
         """`local` is a wall-clock time in the facility's zone; the end minute is outside."""
         return local.weekday() in self.days and self.start <= local.time().replace(tzinfo=None) < self.end
+
+
+def next_start(windows: Iterable[Window], local: datetime, days: int = 8, skip: frozenset[date] = frozenset()
+               ) -> datetime | None:
+    """The first start of any of the windows after the wall-clock time `local`, within `days` days; days in
+    `skip` (closed days) are passed over."""
+    windows = tuple(windows)
+    for offset in range(days):
+        day = local.date() + timedelta(days=offset)
+        if day in skip:
+            continue
+        starts = sorted(s for w in windows if (s := w.starts_on(day)) is not None and s > local)
+        if starts:
+            return starts[0]
+    return None

@@ -3,11 +3,12 @@ saving, files that disagree, and the block page a closed terminal shows, through
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date, format_time
 
 from gatehouse.policy_store import check_files
 from policies.decision import ReasonCode, RequestFacts, Subject, decide_connect, decide_request
@@ -113,7 +114,8 @@ async def test_a_closed_terminal_shows_when_it_opens_and_the_denial_is_recorded(
     assert result.status == 403
     assert "This terminal is closed now" in result.body
     tomorrow = today + timedelta(days=1)
-    assert f"It opens again on {tomorrow:%A} {tomorrow.day} {tomorrow:%B}, 00:00." in result.body
+    when = f"{format_date(tomorrow, 'full', locale='en')}, {format_time(time(0, 0), 'short', locale='en')}"
+    assert f"It opens again on {when}." in result.body
     assert not platform.origin.saw("GET", "allowed.test", "/lesson")
     denied = await eventually_records(platform, tag="gateway:request:denied")
     assert denied[-1].reason.startswith("terminal-closed: cell terminals are closed now; opens ")
@@ -140,3 +142,24 @@ async def test_the_inmate_home_page_shows_the_terminals_hours_in_the_inmates_lan
                                                                "samedi, 10:00 – 11:30"]
     closed = re.search(r'<ul data-testid="closed-days">(.*?)</ul>', body, re.S)
     assert closed is not None and str(soon.year) in closed.group(1) and "2020" not in closed.group(1)
+
+
+def test_a_rule_outside_its_window_says_when_it_opens_and_the_page_says_it_in_the_inmates_language() -> None:
+    from gateway.blockpage import BlockPage
+
+    policy = snapshot("rules:\n  - id: school\n    allow: [learn.example.org]\n"
+                      "    windows: [mon-fri 08:30-12:00, mon-thu 13:00-16:00]\n")
+    decision = decide_request(RequestFacts("GET", "learn.example.org", 443, "/"), CELL_WHO, policy,
+                              now=utc("2026-11-27T12:30"))  # Friday lunchtime: no afternoon window on Fridays
+    assert decision.reasons[0].code is ReasonCode.OUTSIDE_WINDOW
+    assert decision.opens_at == datetime(2026, 11, 30, 8, 30)
+    never = snapshot("rules:\n  - id: other\n    deny: [learn.example.org]\n")
+    assert decide_request(RequestFacts("GET", "learn.example.org", 443, "/"), CELL_WHO, never,
+                          now=utc("2026-11-27T12:30")).opens_at is None
+    for language, words in (("en", "This site can be used again from Monday, November 30, 2026, 8:30\u202fAM."),
+                            ("nl", "Je kan deze site weer gebruiken vanaf maandag 30 november 2026, 08:30."),
+                            ("fr", "Ce site sera de nouveau accessible à partir du lundi 30 novembre 2026, 08:30."),
+                            ("de", "Diese Seite kann ab Montag, 30. November 2026, 08:30 wieder benutzt werden.")):
+        page = BlockPage("https://learn.example.org/", decision.explanation, "http://portal", language,
+                         opens_at=decision.opens_at).render().decode()
+        assert words in page, (language, page)
