@@ -163,21 +163,30 @@ def reset_totp(session: Session, account: StaffAccount, now: datetime) -> None:
     end_sessions_of(session, account.id, EndReason.TOTP_RESET, now)
 
 
-def accept_step(factory: sessionmaker[Session], account_id: int, step: int, now: datetime) -> bool:
+def accept_step(factory: sessionmaker[Session], account_id: int, step: int, now: datetime,
+                by_session: int | None = None) -> bool:
     """Record `step` as the last accepted one if it is strictly later: one UPDATE, so of two concurrent
-    submissions of the same code exactly one wins."""
+    submissions of the same code exactly one wins. `by_session` is the login that submitted it."""
     with factory.begin() as session:
         result = session.execute(
             update(StaffAccount)
             .where(StaffAccount.id == account_id,
                    (StaffAccount.totp_last_step.is_(None)) | (StaffAccount.totp_last_step < step))
-            .values(totp_last_step=step))
+            .values(totp_last_step=step, totp_step_session=by_session))
         won = bool(result.rowcount == 1)  # type: ignore[attr-defined]
         if won:
             session.execute(update(StaffAccount).where(StaffAccount.id == account_id,
                                                        StaffAccount.totp_enrolled_at.is_(None))
                             .values(totp_enrolled_at=now))
         return won
+
+
+def submitted_again(factory: sessionmaker[Session], account_id: int, step: int, session_id: int) -> bool:
+    """Whether `step` is the last accepted one and this same login submitted it (a double click)."""
+    with factory() as session:
+        row = session.execute(select(StaffAccount.totp_last_step, StaffAccount.totp_step_session)
+                              .where(StaffAccount.id == account_id)).one_or_none()
+    return row is not None and row[0] == step and row[1] == session_id
 
 
 def use_recovery_code(factory: sessionmaker[Session], account_id: int, code: str, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from gatehouse import staff as accounts
 from gatehouse.db.engine import make_engine, session_factory, upgrade, utcnow
-from gatehouse.db.models import RecoveryCode, StaffAccount
+from gatehouse.db.models import RecoveryCode, StaffAccount, StaffNotice
 from tests.conftest import Origin
 from tests.helpers import CELL, CLASSROOM, Platform
 from tests.staffing import (
@@ -275,3 +275,21 @@ async def test_staff_cookie_and_pages_are_not_kept_where_others_could_use_them(s
             assert resp.headers["Cache-Control"] == "no-store"
             assert resp.headers["X-Frame-Options"] == "DENY"
             assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_a_double_click_on_the_code_is_not_a_replay(tmp_path: Path, origin: Origin, database_url: str) -> None:
+    """One login sends its code twice at once: it logs in, and no replay is recorded or shown."""
+    async with serving(staff_settings(tmp_path, origin, database_url), origin) as site:
+        staff = add_staff(site, "clicker")
+        async with site.client(CELL) as browser:
+            assert (await password_step(site, browser, staff)).location == "/staff/totp"
+            code = staff.code()
+            replies = await asyncio.gather(*(submit(site, browser, "/staff/totp", code=code) for _ in range(2)))
+            # Whichever comes second is sent on (to /staff, or to the login page if the first had already
+            # ended this pending login); neither is told its code was used already.
+            assert (303, "/staff") in [(r.status, r.location) for r in replies], replies
+            assert all(r.status in (302, 303) and "used already" not in r.body for r in replies), replies
+        assert site.records(tag="staff:totp:replayed") == []
+        assert len(site.records(tag="staff:login:success")) == 1
+        with site.up.kernel.factory() as db:
+            assert db.scalars(select(StaffNotice).where(StaffNotice.account_id == staff.account_id)).all() == []

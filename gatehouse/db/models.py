@@ -145,6 +145,9 @@ class StaffAccount(Base):
     totp_enrolled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     """The time step of the last accepted code; only a strictly later one passes (no replay)."""
+    totp_step_session: Mapped[int | None]
+    """The session (pending login) that submitted it: the same login sending it again is a double click, not
+    a replay."""
     password_changed_at: Mapped[utc]
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[utc]

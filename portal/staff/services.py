@@ -90,9 +90,12 @@ async def _check_code(kernel: Kernel, who: StaffIdentity, address: str, code: st
     now = utcnow()
     try:
         step = otp.matching_step(secret, code, time.time(), last)
-        if not await asyncio.to_thread(accounts.accept_step, kernel.factory, who.account_id, step, now):
+        if not await asyncio.to_thread(accounts.accept_step, kernel.factory, who.account_id, step, now,
+                                       who.session_id):
             raise otp.Replayed("another submission of this code won")
     except otp.Replayed:
+        if await _double_click(kernel, who, secret, code):
+            raise CodeRefused("double") from None
         await throttle.failed(kernel, who.username)
         await asyncio.to_thread(accounts.add_notice, kernel.factory, who.account_id, NoticeKind.TOTP_REPLAYED,
                                 address, now)
@@ -106,6 +109,15 @@ async def _check_code(kernel: Kernel, who: StaffIdentity, address: str, code: st
         await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_TOTP_FAILURE, who.username, address, "invalid"))
         raise CodeRefused("invalid") from None
+
+
+async def _double_click(kernel: Kernel, who: StaffIdentity, secret: str, code: str) -> bool:
+    """The same login sending the code it just had accepted: the first request logs in, this one is no replay."""
+    try:
+        step = otp.matching_step(secret, code, time.time())
+    except otp.InvalidCode:
+        return False
+    return await asyncio.to_thread(accounts.submitted_again, kernel.factory, who.account_id, step, who.session_id)
 
 
 async def second_step(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str, address: str,

@@ -114,6 +114,8 @@ async def totp_submit(request: web.Request) -> web.Response:
         token = await services.second_step(request.app[KERNEL], request.app[STAFF_POLICY], who,
                                            request.cookies[STAFF_COOKIE], client_address(request), form.code)
     except services.CodeRefused as refused:
+        if refused.reason == "double":  # this login's first submission logged in; its cookie is the one to keep
+            raise web.HTTPSeeOther("/staff") from None
         form.errors["code"] = _code_message(refused)
         return _render(request, "staff/totp.html", 403, form=form)
     except NotFound:  # another request of this login finished it first; its cookie is the one to keep
@@ -153,6 +155,8 @@ async def enrol_submit(request: web.Request) -> web.Response:
         token, codes = await services.enrol(request.app[KERNEL], request.app[STAFF_POLICY], who,
                                             request.cookies[STAFF_COOKIE], client_address(request), form.code)
     except services.CodeRefused as refused:
+        if refused.reason == "double":
+            raise web.HTTPSeeOther("/staff") from None
         form.errors["code"] = _code_message(refused)
         return await _enrol_page(request, form, 403)
     except NotFound:
