@@ -41,22 +41,35 @@ class RosterRow:
     pin: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One bad line: `code` says what is wrong (number, name, language, groups, pin, cells, duplicate, column,
+    no-number-column, no-name-column, empty, no-rows, csv) so a screen can say it in the reader's language;
+    `value` is what the line held; `message` is the English text the CLI prints."""
+
+    line: int
+    code: str
+    message: str
+    value: str = ""
+    other_line: int = 0
+
+
 @dataclass(slots=True)
 class RosterReport:
     rows: list[RosterRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """`SOURCE:LINE: message`, as the CLI prints them."""
-    problems: list[tuple[int, str]] = field(default_factory=list)
-    """The same as (line, message), for a screen that shows them in a table."""
+    problems: list[Problem] = field(default_factory=list)
     added: int = 0
-
-    def bad(self, source: str, line: int, message: str) -> None:
-        self.errors.append(f"{source}:{line}: {message}")
-        self.problems.append((line, message))
     updated: int = 0
 
+    def bad(self, source: str, line: int, code: str, message: str, value: str = "", other_line: int = 0) -> None:
+        self.errors.append(f"{source}:{line}: {message}")
+        self.problems.append(Problem(line, code, message, value, other_line))
 
-def _header(names: list[str]) -> tuple[dict[str, int], list[str]]:
+
+def _header(names: list[str]) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+    """The column of each known field, and the header's problems as (code, message, value)."""
     columns: dict[str, int] = {}
     errors = []
     for index, raw in enumerate(names):
@@ -64,12 +77,12 @@ def _header(names: list[str]) -> tuple[dict[str, int], list[str]]:
         if key is None:
             continue
         if key in columns:
-            errors.append(f"column {raw.strip()!r} given twice")
+            errors.append(("column", f"column {raw.strip()!r} given twice", raw.strip()))
         columns[key] = index
     if "number" not in columns:
-        errors.append("no inmate number column (number, inmate_number or offender_id)")
+        errors.append(("no-number-column", "no inmate number column (number, inmate_number or offender_id)", ""))
     if "name" not in columns and not {"first_name", "last_name"} <= set(columns):
-        errors.append("no name column (name, or first_name and last_name)")
+        errors.append(("no-name-column", "no name column (name, or first_name and last_name)", ""))
     return columns, errors
 
 
@@ -83,14 +96,14 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
     try:
         header = next(reader)
     except StopIteration:
-        report.bad(source, 1, "the file is empty")
+        report.bad(source, 1, "empty", "the file is empty")
         return report
     except csv.Error as exc:
-        report.bad(source, 1, str(exc))
+        report.bad(source, 1, "csv", str(exc), str(exc))
         return report
     columns, errors = _header(header)
-    for message in errors:
-        report.bad(source, 1, message)
+    for code, message, value in errors:
+        report.bad(source, 1, code, message, value)
     if errors:
         return report
     seen: dict[str, int] = {}
@@ -102,37 +115,41 @@ def parse_roster(text: str, source: str = "roster") -> RosterReport:
         except StopIteration:
             break
         except csv.Error as exc:
-            report.bad(source, start, str(exc))
+            report.bad(source, start, "csv", str(exc), str(exc))
             break
         line = reader.line_num
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            report.bad(source, start, f"{len(cells)} cells, the header has {len(header)}")
+            report.bad(source, start, "cells", f"{len(cells)} cells, the header has {len(header)}",
+                       str(len(cells)), len(header))
             continue
 
         def cell(key: str, cells: list[str] = cells) -> str:
             return cells[columns[key]].strip() if key in columns else ""
 
+        code, raw = "number", cell("number")
         try:
-            number = check_number(cell("number"))
-            if "name" in columns:
-                name = check_name(cell("name"))
-            else:
-                name = check_name(f"{cell('first_name')} {cell('last_name')}")
-            language = check_language(cell("language"))
-            groups = check_groups(cell("groups").replace("|", ";").replace(",", ";").split(";"))
-            pin = check_pin_format(cell("pin")) if cell("pin") else None
+            number = check_number(raw)
+            code, raw = "name", cell("name") if "name" in columns else f"{cell('first_name')} {cell('last_name')}"
+            name = check_name(raw)
+            code, raw = "language", cell("language")
+            language = check_language(raw)
+            code, raw = "groups", cell("groups")
+            groups = check_groups(raw.replace("|", ";").replace(",", ";").split(";"))
+            code, raw = "pin", cell("pin")
+            pin = check_pin_format(raw) if raw else None
         except GatehouseError as exc:
-            report.bad(source, start, str(exc))
+            report.bad(source, start, code, str(exc), "" if code == "pin" else raw)  # a PIN is never echoed
             continue
         if number in seen:
-            report.bad(source, start, f"inmate {number} is on line {seen[number]} already")
+            report.bad(source, start, "duplicate", f"inmate {number} is on line {seen[number]} already", number,
+                       seen[number])
             continue
         seen[number] = start
         report.rows.append(RosterRow(start, number, name, language, groups, pin))
     if not report.rows and not report.errors:
-        report.bad(source, 2, "no inmate rows after the header")
+        report.bad(source, 2, "no-rows", "no inmate rows after the header")
     return report
 
 

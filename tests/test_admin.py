@@ -202,7 +202,9 @@ async def test_roster_import_lists_every_bad_row_and_imports_nothing_until_all_a
         assert errors is not None
         lines = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", errors.group(1))]
         assert lines == [3, 4, 5, 6]
-        assert "on line 2 already" in errors.group(1) and "language 'xx'" in errors.group(1)
+        assert "Inmate D1 is on line 2 already." in errors.group(1)
+        assert "Language xx is not one of en, nl, fr, de." in errors.group(1)
+        assert "12ab" not in errors.group(1)  # a PIN, even a wrong one, is never shown back
         with platform.up.kernel.factory() as db:
             assert db.scalar(select(Inmate).where(Inmate.number == "D1")) is None
 
@@ -212,9 +214,13 @@ async def test_roster_import_lists_every_bad_row_and_imports_nothing_until_all_a
         status, _, body = await submit(platform, admin, "/admin/inmates", "/admin/inmates/import", roster(good))
         assert status == 200 and "roster.csv imported. Added: 1. Updated: 1." in body
 
+        await submit(platform, admin, "/admin/inmates", "/language", {"language": "nl", "next": "/admin/inmates"})
+        status, _, body = await submit(platform, admin, "/admin/inmates", "/admin/inmates/import", roster(bad))
+        assert status == 400 and "Gedetineerde D1 staat al op regel 2." in body
+        assert "Taal xx is niet een van en, nl, fr, de." in body
         status, _, body = await submit(platform, admin, "/admin/inmates", "/admin/inmates/import",
                                        roster("\x00\xff", "photo.jpg"))
-        assert status == 400 and "problem" in body
+        assert status == 400 and 'data-testid="import-errors"' in body and "photo.jpg" in body
     with platform.up.kernel.factory() as db:
         names = dict(db.execute(select(Inmate.number, Inmate.name)).all())
     assert names["D1"] == "Dirk Dekker" and names[INMATE] == "Jan Peeters-Updated"

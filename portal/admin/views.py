@@ -16,6 +16,7 @@ from gatehouse.db.engine import utcnow
 from gatehouse.db.models import StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 from gatehouse.pins import PIN_MAX, PIN_MIN
+from gatehouse.roster import Problem
 from gatehouse.staff import PASSWORD_MIN
 from portal import i18n
 from portal.access import client_address, staff
@@ -299,7 +300,32 @@ async def inmate_import(request: web.Request) -> web.Response:
                                   import_error=_("The file is not text. Save the roster as CSV and try again."))
     report = await services.import_roster(request.app[KERNEL], text, upload.filename, *_actor(request))
     status = 400 if report.errors else 200
-    return await _inmates(request, NewInmate(), status, report=report, filename=upload.filename)
+    return await _inmates(request, NewInmate(), status, report=report, filename=upload.filename,
+                          problems=[(p.line, problem_text(p)) for p in report.problems])
+
+
+def problem_text(problem: Problem) -> str:
+    """A roster line's problem in the reader's language (the CLI prints the English `message`)."""
+    value, code = problem.value, problem.code
+    texts = {
+        "number": lambda: _("Inmate number %(value)s: use 1 to 32 letters, digits, '/', '.', '_' or '-'.") % {
+            "value": value or "–"},
+        "name": lambda: _("The name is empty or longer than 255 characters."),
+        "language": lambda: _("Language %(value)s is not one of en, nl, fr, de.") % {"value": value},
+        "groups": lambda: _("Groups %(value)s: use lower-case letters, digits, '.', '_' or '-'.") % {"value": value},
+        "pin": lambda: _("A PIN is %(min)d to %(max)d digits.") % {"min": PIN_MIN, "max": PIN_MAX},
+        "cells": lambda: _("This line has %(found)s cells; the header has %(expected)d.") % {
+            "found": value, "expected": problem.other_line},
+        "duplicate": lambda: _("Inmate %(value)s is on line %(line)d already.") % {
+            "value": value, "line": problem.other_line},
+        "column": lambda: _("Column %(value)s is given twice.") % {"value": value},
+        "no-number-column": lambda: _("There is no inmate number column (number, inmate_number or offender_id)."),
+        "no-name-column": lambda: _("There is no name column (name, or first_name and last_name)."),
+        "empty": lambda: _("The file is empty."),
+        "no-rows": lambda: _("There are no inmate lines after the header."),
+    }
+    text = texts.get(code)
+    return text() if text else _("This line cannot be read as CSV (%(detail)s).") % {"detail": problem.message}
 
 
 async def _inmate_page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
