@@ -20,7 +20,7 @@ from gatehouse.db.models import Inmate, InmateSession, InmateStatus, Terminal
 from gatehouse.errors import GatehouseError
 from gatehouse.pins import DUMMY_HASH, verify_pin
 from gatehouse.settings import Settings
-from gatehouse.terminals import terminal_by_address
+from gatehouse.terminals import block_of, terminal_by_address
 from policies.decision import Subject
 
 
@@ -109,6 +109,10 @@ def _login(session: Session, policy: SessionPolicy, address: str, number: str, p
     terminal = terminal_by_address(session, address)
     if terminal is None:
         return LoginRefused("This computer is not registered as a terminal; ask staff.", code="unknown-terminal")
+    code, why = block_of(session, terminal)
+    if code:
+        return LoginRefused(f"This terminal cannot be used now ({why}).", code=code, inmate=number,
+                            terminal=terminal.name)
     inmate = session.scalar(select(Inmate).where(Inmate.number == number))
     if inmate is None:
         verify_pin(DUMMY_HASH, pin)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from gatehouse.db.engine import utcnow
-from gatehouse.db.models import Facility, InmateSession, Terminal, TerminalKind, Unit
+from gatehouse.db.models import Facility, InmateSession, Lockdown, Terminal, TerminalKind, Unit
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 
 
@@ -81,3 +81,18 @@ def terminal_by_address(session: Session, address: str) -> Terminal | None:
     except InvalidInput:
         return None
     return session.scalar(select(Terminal).where(Terminal.address == address))
+
+
+def block_of(session: Session, terminal: Terminal) -> tuple[str, str]:
+    """Why nobody may use this terminal now, as (code, text); ("", "") when nothing stops it. Codes:
+    `terminal-off` (switched off by staff) and `lockdown` (its unit or its whole facility)."""
+    if terminal.disabled_reason:
+        return "terminal-off", f"this terminal is switched off: {terminal.disabled_reason}"
+    scope = [Lockdown.unit == ""] + ([Lockdown.unit == terminal.unit] if terminal.unit else [])
+    lockdown = session.scalar(select(Lockdown).where(
+        Lockdown.facility_id == terminal.facility_id, Lockdown.lifted_at.is_(None), or_(*scope))
+        .order_by(Lockdown.started_at))
+    if lockdown is None:
+        return "", ""
+    where = f"unit {lockdown.unit}" if lockdown.unit else "the facility"
+    return "lockdown", f"lockdown of {where}: {lockdown.reason}"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
 from gatehouse.settings import ResolveTable
@@ -79,6 +81,27 @@ class Front:
                 client.writer.close()
                 if client.task:
                     client.task.cancel()
+
+    async def recheck(self) -> int:
+        """After a suspension, lockdown or switch-off: look at every terminal with open connections again and
+        close those whose terminal is now blocked or whose session has ended. How many were closed."""
+        cut = 0
+        for address in list(self._clients):
+            self._identity.forget(address)
+            try:
+                identity = await self._identity.resolve(address)
+            except ControlUnavailable:
+                continue  # everything was cut when the bus was lost
+            except SQLAlchemyError:  # the database is away: keep what is open, as the identity grace does
+                log.exception("front: cannot look at %s again", address)
+                continue
+            if identity.block[0] or identity.session is None:
+                for client in list(self._clients.get(address, ())):
+                    client.writer.close()
+                    if client.task:
+                        client.task.cancel()
+                    cut += 1
+        return cut
 
     def cut_all(self) -> int:
         """Close every open connection (the control bus is lost: a lockdown sent now would not be heard)."""
@@ -155,7 +178,9 @@ class Front:
             await self._refuse(writer, head, identity, deny(
                 ReasonCode.UNKNOWN_TERMINAL, f"{identity.address} is not a registered terminal"), host=host)
             return
-        if identity.session is None:
+        if identity.block[0]:
+            decision = deny(ReasonCode(identity.block[0]), identity.block[1])
+        elif identity.session is None:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
             decision = decide_connect(RequestFacts("CONNECT", host, port), identity.session.subject, self._policy(),
@@ -177,7 +202,9 @@ class Front:
             await self._refuse(writer, head, identity, deny(
                 ReasonCode.UNKNOWN_TERMINAL, f"{identity.address} is not a registered terminal"))
             return
-        if identity.session is None:
+        if identity.block[0]:
+            decision = deny(ReasonCode(identity.block[0]), identity.block[1])
+        elif identity.session is None:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
             decision = Decision(Verdict.ALLOW, ())  # each request is decided by the inspector

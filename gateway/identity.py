@@ -13,12 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.engine import utcnow
+from gatehouse.db.models import Terminal
 from gatehouse.sessions import ActiveSession, SessionPolicy, resolve
+from gatehouse.terminals import block_of
 
 log = logging.getLogger(__name__)
 CACHE_S = 1.0
@@ -31,10 +34,21 @@ class Identity:
     terminal: str = ""
     terminal_kind: str = ""
     session: ActiveSession | None = None
+    block: tuple[str, str] = ("", "")
+    """Why nobody may use this terminal now (code, text): switched off, or a lockdown; empty when nothing."""
 
     @property
     def known_terminal(self) -> bool:
         return bool(self.terminal)
+
+
+def lookup(factory: sessionmaker[Session], policy: SessionPolicy, address: str, now: datetime,
+           touch: bool) -> tuple[Terminal | None, ActiveSession | None, tuple[str, str]]:
+    terminal, active = resolve(factory, policy, address, now, touch=touch)
+    if terminal is None:
+        return None, None, ("", "")
+    with factory() as session:
+        return terminal, active, block_of(session, terminal)
 
 
 class ControlUnavailable(Exception):
@@ -61,8 +75,8 @@ class IdentityResolver:
             return hit[1]
         touch = now - self._touched.get(address, 0.0) > TOUCH_EVERY_S
         try:
-            terminal, active = await asyncio.to_thread(resolve, self._factory, self._policy, address, utcnow(),
-                                                       touch=touch)
+            terminal, active, block = await asyncio.to_thread(lookup, self._factory, self._policy, address,
+                                                              utcnow(), touch)
         except SQLAlchemyError:
             if hit and now - hit[0] < self._grace:
                 if not self._failing:
@@ -76,7 +90,8 @@ class IdentityResolver:
             self._failing = False
         if touch and active:
             self._touched[address] = now
-        identity = Identity(address, terminal.name if terminal else "", terminal.kind if terminal else "", active)
+        identity = Identity(address, terminal.name if terminal else "", terminal.kind if terminal else "", active,
+                            block)
         self._cache[address] = (now, identity)
         return identity
 

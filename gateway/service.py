@@ -5,8 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
-from gatehouse.bus import ControlEvent, PolicyChanged
+from gatehouse.bus import (
+    ControlEvent,
+    InmateResumed,
+    InmateSuspended,
+    Lockdown,
+    LockdownLifted,
+    MalformedEvent,
+    PolicyChanged,
+    TerminalDisabled,
+    decode,
+)
+from gatehouse.control import events_after, last_event_id
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
 from gatehouse.policy_store import describe_change, policy_files
@@ -17,6 +30,7 @@ from gateway.inspector import Inspector
 
 log = logging.getLogger(__name__)
 POLICY_POLL_S = 2.0
+CONTROL_POLL_S = 0.5
 
 
 class Gateway:
@@ -36,6 +50,7 @@ class Gateway:
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
                            inspector=lambda: self.inspector.address, portal_url=settings.portal_url, resolve=resolve)
         self._watch: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
         self._stamp: tuple[tuple[str, float], ...] = ()
 
     def _snapshot(self):  # type: ignore[no-untyped-def]
@@ -52,17 +67,53 @@ class Gateway:
         await self.inspector.start()
         address = await self.front.start(host, port)
         self._watch = asyncio.create_task(self._watch_policy(), name="policy-watch")
+        self._follow = asyncio.create_task(self._follow_control_events(), name="control-events")
         return address
 
     async def stop(self) -> None:
         if self._watch:
             self._watch.cancel()
+        if self._follow:
+            self._follow.cancel()
         await self.front.stop()
         await self.inspector.stop()
 
     async def _on_event(self, event: ControlEvent) -> None:
         if isinstance(event, PolicyChanged):
             await self._reload()
+        elif isinstance(event, InmateSuspended | InmateResumed | TerminalDisabled | Lockdown | LockdownLifted):
+            cut = await self.front.recheck()
+            if cut:
+                log.info("control: %s closed %d connections", type(event).__name__, cut)
+
+    async def _follow_control_events(self) -> None:
+        """Read the control actions other processes wrote (the CLI, another node's portal) every half second:
+        the way they reach this node without Redis, and the way it catches up on any it did not hear."""
+        last = await asyncio.to_thread(self._last_event)
+        while True:
+            await asyncio.sleep(CONTROL_POLL_S)
+            try:
+                rows = await asyncio.to_thread(self._events_after, last)
+            except SQLAlchemyError as exc:
+                log.warning("control: cannot read control events (%s); trying again", exc.__class__.__name__)
+                continue
+            for row_id, payload in rows:
+                last = row_id
+                try:
+                    event = decode(payload)
+                except MalformedEvent as exc:
+                    log.error("control: event %d skipped: %s", row_id, exc)
+                    continue
+                await self.front.on_event(event)
+                await self._on_event(event)
+
+    def _last_event(self) -> int:
+        with self._kernel.factory() as session:
+            return last_event_id(session)
+
+    def _events_after(self, after: int) -> list[tuple[int, str]]:
+        with self._kernel.factory() as session:
+            return [(row.id, row.payload) for row in events_after(session, after)]
 
     async def _on_health(self, healthy: bool) -> None:
         """Lost: every open connection closes and new ones are refused (see IdentityResolver). Back: cached

@@ -46,6 +46,8 @@ class ReasonCode(enum.StrEnum):
     TERMINAL_KIND = "terminal-kind"
     TERMINAL_CLOSED = "terminal-closed"
     CONTROL_LOST = "control-lost"
+    TERMINAL_OFF = "terminal-off"
+    LOCKDOWN = "lockdown"
     GATEWAY_ERROR = "gateway-error"
 
 

@@ -159,3 +159,15 @@ def test_remove_terminal(factory: sessionmaker[Session]) -> None:
     with factory.begin() as db:
         remove_terminal(db, "cell-1")
     assert resolve(factory, POLICY, "10.1.0.1", utcnow()) == (None, None)
+
+
+def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
+    """A column or index added to a model without a migration (or the other way round) is named here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from gatehouse.db.models import Base
+
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert differences == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from gatehouse.cli import admin, audit, ops, staff
+from gatehouse.cli import admin, audit, control, ops, staff
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import SettingsError
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(commands, common)
     audit.register(commands, common)
     staff.register(commands, common)
+    control.register(commands, common)
     _describe(parser)
     return parser
 

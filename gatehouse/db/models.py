@@ -78,6 +78,8 @@ class Terminal(Base):
     kind: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str64] = mapped_column(default="")
     created_at: Mapped[utc]
+    disabled_reason: Mapped[str255] = mapped_column(default="")
+    """Why security staff switched this terminal off; empty while it is on."""
     facility: Mapped[Facility] = relationship()
 
 
@@ -205,6 +207,35 @@ class StaffNotice(Base):
     shown_at: Mapped[datetime | None]
 
 
+class Lockdown(Base):
+    """Access cut for a unit or (unit "") a whole facility until lifted."""
+
+    __tablename__ = "lockdowns"
+    id: Mapped[intpk]
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    unit: Mapped[str64] = mapped_column(default="")
+    reason: Mapped[str] = mapped_column(Text)
+    started_by: Mapped[str64]
+    started_at: Mapped[utc]
+    lifted_by: Mapped[str64] = mapped_column(default="")
+    lifted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("uq_lockdowns_active_scope", "facility_id", "unit", unique=True,
+              sqlite_where=text("lifted_at IS NULL"), postgresql_where=text("lifted_at IS NULL")),
+    )
+
+
+class ControlEventRow(Base):
+    """Every control action in order: gateway nodes read the ones they have not seen (the embedded default has
+    no Redis, and a node that was away catches up from here)."""
+
+    __tablename__ = "control_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[utc]
+    payload: Mapped[str] = mapped_column(Text)
+
+
 class PolicyRule(Base):
     """A rule curated in the portal; YAML files are the other source, both compile into one snapshot."""
 
@@ -285,8 +316,7 @@ class AuditCheckpoint(Base):
 
 
 __all__ = [
-    "AuditAlert", "AuditCheckpoint", "AuditRecord", "Base", "Facility", "Inmate", "InmateGroup", "InmateSession",
-    "InmateStatus",
-    "PolicyRule", "RecoveryCode", "StaffAccount", "StaffAccountRole", "StaffNotice", "StaffRole", "StaffSession",
-    "Terminal", "TerminalKind", "Unit",
+    "AuditAlert", "AuditCheckpoint", "AuditRecord", "Base", "ControlEventRow", "Facility", "Inmate", "InmateGroup",
+    "InmateSession", "InmateStatus", "Lockdown", "PolicyRule", "RecoveryCode", "StaffAccount", "StaffAccountRole",
+    "StaffNotice", "StaffRole", "StaffSession", "Terminal", "TerminalKind", "Unit",
 ]

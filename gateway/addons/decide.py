@@ -40,6 +40,8 @@ class RequestDecider:
     async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> tuple[Decision, str]:
         """The decision and the inmate it was made for (the live session's, not a stale one)."""
         identity = await self._identity.resolve(handoff.client)
+        if identity.block[0]:
+            return deny(ReasonCode(identity.block[0]), identity.block[1]), ""
         session = identity.session
         if session is None:
             return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal"), ""

@@ -44,6 +44,8 @@ def refusal_message(refused: LoginRefused, zone: ZoneInfo) -> str:
     if refused.code.startswith("locked") and refused.until is not None:
         return _("Too many wrong PINs. This account is locked until %(time)s; try again then.") % {
             "time": i18n.format_time(refused.until, zone)}
+    if refused.code in ("lockdown", "terminal-off"):
+        return _("This terminal cannot be used now. Ask staff.")
     if refused.code == "not-active":
         return _("This account cannot log in now; ask staff.")
     if refused.code == "race":
