@@ -53,6 +53,8 @@ class Front:
         self._portal_url = portal_url
         self._resolve = resolve
         self._clients: dict[str, set[Client]] = {}
+        self._admitted: set[asyncio.StreamWriter] = set()
+        """Connections let through for a session; a recheck closes these, not ones already being refused."""
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -97,6 +99,8 @@ class Front:
                 continue
             if identity.block[0] or identity.session is None:
                 for client in list(self._clients.get(address, ())):
+                    if client.writer not in self._admitted:
+                        continue  # still being decided: it gets the refusal page, not a cut
                     client.writer.close()
                     if client.task:
                         client.task.cancel()
@@ -129,6 +133,7 @@ class Front:
         except Exception:
             log.exception("front: connection from %s failed", address)
         finally:
+            self._admitted.discard(writer)
             self._clients.get(address, set()).discard(client)
             if not self._clients.get(address):
                 self._clients.pop(address, None)
@@ -190,6 +195,8 @@ class Front:
             return
         started = time.monotonic()
         meter = Meter()
+        if decision.allowed:
+            self._admitted.add(writer)
         if decision.allowed and decision.mode is Mode.PASSTHROUGH:
             await self._passthrough(identity, host, port, head, reader, writer, meter)
         else:
@@ -208,6 +215,7 @@ class Front:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
             decision = Decision(Verdict.ALLOW, ())  # each request is decided by the inspector
+            self._admitted.add(writer)
         await self._handoff(identity, head, decision, reader, writer, Meter())
 
     async def _handoff(self, identity: Identity, head: Head, decision: Decision, reader: asyncio.StreamReader,

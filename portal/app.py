@@ -18,6 +18,7 @@ from portal import i18n
 from portal.access import check_routes, public, session_middleware
 from portal.admin.views import routes as admin_routes
 from portal.auth.views import routes as auth_routes
+from portal.control.views import routes as control_routes
 from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
 from portal.review import services as review
@@ -26,7 +27,7 @@ from portal.security import audit_middleware, csrf_middleware, headers_middlewar
 from portal.staff.views import routes as staff_routes
 
 HERE = Path(__file__).parent
-DOMAINS = ("auth", "staff", "admin", "review")
+DOMAINS = ("auth", "staff", "admin", "review", "control")
 
 
 @public
@@ -75,6 +76,7 @@ def create_app(kernel: Kernel) -> web.Application:
     app.add_routes(staff_routes)
     app.add_routes(admin_routes)
     app.add_routes(review_routes)
+    app.add_routes(control_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

@@ -35,6 +35,7 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/audit", N_("Audit log"), frozenset({StaffRole.SECURITY})),
     ("/audit/charts", N_("Charts"), frozenset({StaffRole.SECURITY})),
     ("/audit/alerts", N_("Alerts"), frozenset({StaffRole.SECURITY})),
+    ("/control", N_("Live control"), frozenset({StaffRole.SECURITY})),
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")),)

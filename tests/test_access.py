@@ -77,6 +77,7 @@ def staff_with(*roles: str) -> Audience:
 EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/admin", staff_with("admin")),
     ("/audit", staff_with("security")),
+    ("/control", staff_with("security")),
     ("/staff/login", anyone),
     ("/staff/logout", anyone),
     ("/staff/totp", between_steps),
@@ -90,7 +91,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/healthz", anyone),
     ("/", anyone),
 )
-STAFF_AREAS = ("/admin", "/audit", "/staff")
+STAFF_AREAS = ("/admin", "/audit", "/control", "/staff")
 PUBLIC_STAFF_PAGES = ("/staff/login", "/staff/logout")
 
 
@@ -254,7 +255,8 @@ async def test_each_route_is_reached_exactly_by_whom_it_is_for(portal: Portal, v
                          ids=lambda v: v.name)
 async def test_inmates_and_education_never_see_staff_areas_beyond_their_own(portal: Portal, viewer: Viewer) -> None:
     """Hard rules that hold whatever the table says: checked on the status, not only the probe."""
-    closed = {"inmate": STAFF_AREAS, "anonymous": STAFF_AREAS, "education": ("/admin", "/audit")}[viewer.name]
+    closed = {"inmate": STAFF_AREAS, "anonymous": STAFF_AREAS,
+              "education": ("/admin", "/audit", "/control")}[viewer.name]
     checked = 0
     for target in targets(portal.app):
         if not under(target.path, *closed) or under(target.path, *PUBLIC_STAFF_PAGES):

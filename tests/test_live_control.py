@@ -87,3 +87,37 @@ async def test_a_terminal_switched_off_refuses_everyone_until_switched_on(platfo
         assert await cli(platform, "switch", "on", "--terminal", "cell-1") == "terminal cell-1 switched on"
         assert (await platform.login(cell)).status == 200
         assert (await curl(platform, "http://allowed.test/on")).status == 200
+
+
+async def test_security_staff_use_the_same_kill_switch_in_the_portal(platform: Platform) -> None:
+    import html as htmlmod
+
+    from tests.helpers import csrf_from, staff_client
+
+    async def post(client, path: str, **fields: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+        async with client.get(f"{platform.portal}/control") as page:
+            token = csrf_from(await page.text())
+        async with client.post(f"{platform.portal}{path}", data={"csrf_token": token, **fields}) as resp:
+            return resp.status, htmlmod.unescape(await resp.text())
+
+    async with platform.client(CELL) as cell, staff_client(platform, "127.0.0.40", "sam", ["security"]) as sam:
+        await platform.login(cell)
+        reader, writer = await open_tunnel(platform)
+        status, body = await post(sam, "/control/lockdown", unit="", lockdown_reason="")
+        assert status == 400 and "Give a reason: it is recorded and shown to staff." in body
+        started = time.monotonic()
+        status, body = await post(sam, "/control/lockdown", unit="A", lockdown_reason="search of wing A")
+        assert status == 200 and 'data-testid="lockdown-A"' in body and "The lockdown is in force" in body
+        assert await closed_within(reader, 1.0) + (time.monotonic() - started) < 2.0
+        writer.close()
+        assert (await curl(platform, "http://allowed.test/x")).status == 403
+        status, body = await post(sam, "/control/suspend", number="nobody-9", suspend_reason="test")
+        assert status == 409 and "Nothing was changed: no inmate with number 'NOBODY-9'" in body
+        status, body = await post(sam, "/control/lockdown/lift", unit="A")
+        assert status == 200 and 'data-testid="lockdown-A"' not in body
+        assert (await platform.login(cell)).status == 200
+        assert (await curl(platform, "http://allowed.test/y")).status == 200
+    started_records = platform.records(tag="control:lockdown:started")
+    assert [(r.actor, r.reason.split(": ", 1)[1]) for r in started_records] == [
+        ("sam", f"unit 'A' of {platform.settings['facility.name']} locked down; sessions ended: 1; "
+                "why: search of wing A")]
