@@ -166,22 +166,36 @@ def resolve(factory: sessionmaker[Session], policy: SessionPolicy, address: str,
             *, touch: bool = False) -> tuple[Terminal | None, ActiveSession | None]:
     """Identity of a client address: its terminal and open session; a session past its time is ended here."""
     with factory.begin() as session:
-        terminal = terminal_by_address(session, address)
-        if terminal is None:
-            return None, None
-        rows = _open_rows(session, InmateSession.terminal_id == terminal.id)
-        if not rows:
-            return terminal, None
-        row = rows[0]
-        if row.expires_at <= now:
-            _end(session, [row], EndReason.EXPIRED, now)
-            return terminal, None
-        if row.last_seen_at + policy.idle <= now:
-            _end(session, [row], EndReason.IDLE, now)
-            return terminal, None
-        if row.inmate.status != InmateStatus.ACTIVE.value:
-            _end(session, [row], EndReason.SUSPENDED, now)
-            return terminal, None
-        if touch:
-            session.execute(update(InmateSession).where(InmateSession.id == row.id).values(last_seen_at=now))
-        return terminal, _active(row)
+        return _resolve(session, policy, address, now, touch)
+
+
+def identify(factory: sessionmaker[Session], policy: SessionPolicy, address: str, now: datetime, *,
+             touch: bool = False) -> tuple[Terminal | None, ActiveSession | None, tuple[str, str]]:
+    """What the gateway needs of a client address, in one transaction: terminal, open session, and why the
+    terminal may not be used now (`block_of`)."""
+    with factory.begin() as session:
+        terminal, active = _resolve(session, policy, address, now, touch)
+        return terminal, active, block_of(session, terminal) if terminal is not None else ("", "")
+
+
+def _resolve(session: Session, policy: SessionPolicy, address: str, now: datetime,
+             touch: bool) -> tuple[Terminal | None, ActiveSession | None]:
+    terminal = terminal_by_address(session, address)
+    if terminal is None:
+        return None, None
+    rows = _open_rows(session, InmateSession.terminal_id == terminal.id)
+    if not rows:
+        return terminal, None
+    row = rows[0]
+    if row.expires_at <= now:
+        _end(session, [row], EndReason.EXPIRED, now)
+        return terminal, None
+    if row.last_seen_at + policy.idle <= now:
+        _end(session, [row], EndReason.IDLE, now)
+        return terminal, None
+    if row.inmate.status != InmateStatus.ACTIVE.value:
+        _end(session, [row], EndReason.SUSPENDED, now)
+        return terminal, None
+    if touch:
+        session.execute(update(InmateSession).where(InmateSession.id == row.id).values(last_seen_at=now))
+    return terminal, _active(row)

@@ -65,11 +65,7 @@ class Front:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for clients in list(self._clients.values()):
-            for client in list(clients):
-                client.writer.close()
-                if client.task:
-                    client.task.cancel()
+        self.cut_all()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -79,10 +75,7 @@ class Front:
         no connection decided for the previous state (or nobody) carries on under the new one."""
         if isinstance(event, SessionStarted | SessionEnded):
             self._identity.forget(event.terminal_address)
-            for client in list(self._clients.get(event.terminal_address, ())):
-                client.writer.close()
-                if client.task:
-                    client.task.cancel()
+            self._cut(event.terminal_address)
 
     async def recheck(self) -> int:
         """After a suspension, lockdown or switch-off: look at every terminal with open connections again and
@@ -98,20 +91,19 @@ class Front:
                 log.exception("front: cannot look at %s again", address)
                 continue
             if identity.block[0] or identity.session is None:
-                for client in list(self._clients.get(address, ())):
-                    if client.writer not in self._admitted:
-                        continue  # still being decided: it gets the refusal page, not a cut
-                    client.writer.close()
-                    if client.task:
-                        client.task.cancel()
-                    cut += 1
+                # Connections still being decided get the refusal page, not a cut.
+                cut += self._cut(address, only=lambda client: client.writer in self._admitted)
         return cut
 
     def cut_all(self) -> int:
         """Close every open connection (the control bus is lost: a lockdown sent now would not be heard)."""
+        return sum(self._cut(address) for address in list(self._clients))
+
+    def _cut(self, address: str, only: Callable[[Client], bool] = lambda client: True) -> int:
+        """Close the connections of one address (those `only` picks); how many."""
         cut = 0
-        for clients in list(self._clients.values()):
-            for client in list(clients):
+        for client in list(self._clients.get(address, ())):
+            if only(client):
                 client.writer.close()
                 if client.task:
                     client.task.cancel()

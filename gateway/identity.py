@@ -13,15 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.engine import utcnow
-from gatehouse.db.models import Terminal
-from gatehouse.sessions import ActiveSession, SessionPolicy, resolve
-from gatehouse.terminals import block_of
+from gatehouse.sessions import ActiveSession, SessionPolicy, identify
 
 log = logging.getLogger(__name__)
 CACHE_S = 1.0
@@ -40,15 +37,6 @@ class Identity:
     @property
     def known_terminal(self) -> bool:
         return bool(self.terminal)
-
-
-def lookup(factory: sessionmaker[Session], policy: SessionPolicy, address: str, now: datetime,
-           touch: bool) -> tuple[Terminal | None, ActiveSession | None, tuple[str, str]]:
-    terminal, active = resolve(factory, policy, address, now, touch=touch)
-    if terminal is None:
-        return None, None, ("", "")
-    with factory() as session:
-        return terminal, active, block_of(session, terminal)
 
 
 class ControlUnavailable(Exception):
@@ -75,8 +63,8 @@ class IdentityResolver:
             return hit[1]
         touch = now - self._touched.get(address, 0.0) > TOUCH_EVERY_S
         try:
-            terminal, active, block = await asyncio.to_thread(lookup, self._factory, self._policy, address,
-                                                              utcnow(), touch)
+            terminal, active, block = await asyncio.to_thread(identify, self._factory, self._policy, address,
+                                                              utcnow(), touch=touch)
         except SQLAlchemyError:
             if hit and now - hit[0] < self._grace:
                 if not self._failing:

@@ -105,6 +105,20 @@ def allows(rule: Rule, viewer: Viewer) -> bool:
     return viewer.kind == "staff" and (not rule.roles or viewer.has(*rule.roles))
 
 
+def staff_of(request: web.Request) -> StaffIdentity:
+    """The staff member behind a request on a staff route (its rule let only staff through; a wrong rule is
+    refused here rather than trusted)."""
+    who = request[VIEWER].staff
+    if who is None:
+        raise web.HTTPForbidden()
+    return who
+
+
+def acting(request: web.Request) -> tuple[str, str]:
+    """Who acts and from where, as audit records name them."""
+    return staff_of(request).username, client_address(request)
+
+
 def client_address(request: web.Request) -> str:
     remote = request.remote or ""
     return remote[7:] if remote.startswith("::ffff:") else remote

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -55,6 +56,10 @@ def navigation(request: web.Request) -> list[Link]:
     if viewer.kind == "inmate":
         return [Link(href, _(label), path == href) for href, label in INMATE_LINKS]
     return []
+
+
+def facility_zone(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
 
 
 def safe_next(value: str, default: str = "/") -> str:

@@ -118,3 +118,29 @@ def ecs_lines(rows: Iterable[AuditRecord]) -> Iterator[str]:
 FORMATS: dict[str, Callable[[Iterable[AuditRecord]], Iterator[str]]] = {
     "jsonl": jsonl_lines, "csv": csv_lines, "squid": squid_lines, "ecs": ecs_lines,
 }
+
+
+class Export:
+    """The lines of a copy in `fmt`, counting records as they go; a JSONL copy ends with the stored checkpoints
+    that sign its records, so it verifies on its own. `checkpoints` is asked once every record is out."""
+
+    def __init__(self, rows: Iterable[AuditRecord], fmt: str, checkpoints: Callable[[], Iterable[Checkpoint]]
+                 ) -> None:
+        self._rows, self._fmt, self._checkpoints = rows, fmt, checkpoints
+        self.count = 0
+        self._spans: dict[str, tuple[int, int]] = {}
+
+    def _tracked(self) -> Iterator[AuditRecord]:
+        for row in self._rows:
+            low, high = self._spans.get(row.node, (row.seq, row.seq))
+            self._spans[row.node] = (min(low, row.seq), max(high, row.seq))
+            self.count += 1
+            yield row
+
+    def __iter__(self) -> Iterator[str]:
+        yield from FORMATS[self._fmt](self._tracked())
+        if self._fmt == "jsonl":
+            for point in self._checkpoints():
+                span = self._spans.get(point.node)
+                if span and span[0] <= point.seq <= span[1]:
+                    yield point.line().decode("utf-8")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,7 +11,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 
 from gatehouse.audit import AuditEvent, Tag
-from gatehouse.audit.exports import FORMATS, jsonl_lines
+from gatehouse.audit.exports import FORMATS, Export
 from gatehouse.audit.prune import prune, prune_plan
 from gatehouse.audit.signing import Checkpoint, Keyring, key_paths, load_public
 from gatehouse.audit.verify import Report, stored_checkpoints, verify_database, verify_export
@@ -104,33 +103,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         query = query.where(AuditRecord.at >= args.since)
     if args.until:
         query = query.where(AuditRecord.at < args.until)
-    spans: dict[str, tuple[int, int]] = {}
-    count = 0
-
-    def rows(session: Any) -> Iterator[AuditRecord]:
-        nonlocal count
-        for row in session.scalars(query.execution_options(yield_per=2000)):
-            low, high = spans.get(row.node, (row.seq, row.seq))
-            spans[row.node] = (min(low, row.seq), max(high, row.seq))
-            count += 1
-            yield row
-
-    def covered() -> list[Checkpoint]:
-        """Checkpoints that sign records of the copy, so the copy verifies on its own."""
-        return [p for p in _stored_points(kernel)
-                if p.node in spans and spans[p.node][0] <= p.seq <= spans[p.node][1]]
-
     out: TextIO = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         with kernel.factory() as session:
-            if args.format == "jsonl":
-                for line in jsonl_lines(rows(session)):
-                    out.write(line)
-                for point in covered():
-                    out.write(point.line().decode("utf-8"))
-            else:
-                for line in FORMATS[args.format](rows(session)):
-                    out.write(line)
+            export = Export(session.scalars(query.execution_options(yield_per=2000)), args.format,
+                            lambda: _stored_points(kernel))
+            for line in export:
+                out.write(line)
+            count = export.count
     finally:
         if args.output:
             out.close()

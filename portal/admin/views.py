@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -19,13 +18,13 @@ from gatehouse.pins import PIN_MAX, PIN_MIN
 from gatehouse.roster import Problem
 from gatehouse.staff import PASSWORD_MIN
 from portal import i18n
-from portal.access import client_address, staff
+from portal.access import acting, staff
 from portal.admin import services
 from portal.admin.forms import InmateEdit, NewInmate, NewStaff, NewTerminal, RolesForm, UnitForm
 from portal.i18n import N_, _
-from portal.keys import KERNEL, VIEWER
+from portal.keys import KERNEL
 from portal.labels import KIND_LABELS, ROLE_LABELS, STATUS_LABELS, choices
-from portal.layout import render
+from portal.layout import facility_zone, render
 
 routes = web.RouteTableDef()
 admin = staff(StaffRole.ADMIN)
@@ -44,13 +43,6 @@ DONE = {
     "inmate-added": N_("The inmate was added."),
     "inmate-saved": N_("The changes were saved."),
 }
-
-
-def _actor(request: web.Request) -> tuple[str, str]:
-    who = request[VIEWER].staff
-    if who is None:  # the route's rule lets only administrators through
-        raise web.HTTPForbidden()
-    return who.username, client_address(request)
 
 
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -91,7 +83,7 @@ async def staff_add(request: web.Request) -> web.Response:
     if form.errors:
         return await _staff_list(request, form, 400)
     try:
-        await services.add_staff(request.app[KERNEL], form, *_actor(request))
+        await services.add_staff(request.app[KERNEL], form, *acting(request))
     except Conflict:
         form.errors["username"] = _("This username is taken. Choose another.")
         return await _staff_list(request, form, 409)
@@ -105,7 +97,7 @@ async def _staff_page(request: web.Request, username: str, status: int = 200, **
         raise web.HTTPNotFound(text=_("There is no staff account with this username.")) from None
     context.setdefault("roles_form", RolesForm(list(row.roles)))
     return _page(request, "admin/staff_detail.html", status, account=row,
-                 is_self=row.username == _actor(request)[0], **context, **_choices())
+                 is_self=row.username == acting(request)[0], **context, **_choices())
 
 
 @routes.get("/admin/staff/{username}", name="admin-staff-detail")
@@ -129,11 +121,11 @@ async def _staff_change(request: web.Request, done: str, action: str, **values: 
     kernel = request.app[KERNEL]
     try:
         if action == "roles":
-            await services.set_staff_roles(kernel, username, values["roles"], *_actor(request))
+            await services.set_staff_roles(kernel, username, values["roles"], *acting(request))
         elif action == "state":
-            await services.set_staff_disabled(kernel, username, values["disabled"], *_actor(request))
+            await services.set_staff_disabled(kernel, username, values["disabled"], *acting(request))
         else:
-            await services.reset_staff_2fa(kernel, username, *_actor(request))
+            await services.reset_staff_2fa(kernel, username, *acting(request))
     except NotFound:
         raise web.HTTPNotFound(text=_("There is no staff account with this username.")) from None
     except services.Refused as refused:
@@ -188,7 +180,7 @@ async def terminal_add(request: web.Request) -> web.Response:
     if form.errors:
         return await _terminals(request, form, 400)
     try:
-        await services.add_terminal_now(kernel, form, *_actor(request))
+        await services.add_terminal_now(kernel, form, *acting(request))
     except Conflict as exc:
         field = "address" if "address" in str(exc) else "name"
         form.errors[field] = (_("This address belongs to another terminal.") if field == "address" else
@@ -201,7 +193,7 @@ async def terminal_add(request: web.Request) -> web.Response:
 @admin
 async def terminal_remove(request: web.Request) -> web.Response:
     try:
-        await services.remove_terminal_now(request.app[KERNEL], request.match_info["name"], *_actor(request))
+        await services.remove_terminal_now(request.app[KERNEL], request.match_info["name"], *acting(request))
     except NotFound:
         raise web.HTTPNotFound(text=_("There is no terminal with this name.")) from None
     raise _back("/admin/terminals", "terminal-removed")
@@ -229,7 +221,7 @@ async def unit_add(request: web.Request) -> web.Response:
     if form.errors:
         return await _facility(request, form, 400)
     try:
-        await services.add_unit(request.app[KERNEL], form.name, *_actor(request))
+        await services.add_unit(request.app[KERNEL], form.name, *acting(request))
     except Conflict:
         form.errors["name"] = _("A unit with this name exists already.")
         return await _facility(request, form, 409)
@@ -240,7 +232,7 @@ async def unit_add(request: web.Request) -> web.Response:
 @admin
 async def unit_remove(request: web.Request) -> web.Response:
     try:
-        await services.remove_unit(request.app[KERNEL], request.match_info["name"], *_actor(request))
+        await services.remove_unit(request.app[KERNEL], request.match_info["name"], *acting(request))
     except NotFound:
         raise web.HTTPNotFound(text=_("There is no unit with this name.")) from None
     except services.Refused as refused:
@@ -271,7 +263,7 @@ async def inmate_add(request: web.Request) -> web.Response:
     if form.errors:
         return await _inmates(request, form, 400)
     try:
-        await services.add_inmate_now(request.app[KERNEL], form, *_actor(request))
+        await services.add_inmate_now(request.app[KERNEL], form, *acting(request))
     except Conflict:
         form.errors["number"] = _("An inmate with this number exists already.")
         return await _inmates(request, form, 409)
@@ -298,7 +290,7 @@ async def inmate_import(request: web.Request) -> web.Response:
         except UnicodeDecodeError:
             return await _inmates(request, NewInmate(), 400,
                                   import_error=_("The file is not text. Save the roster as CSV and try again."))
-    report = await services.import_roster(request.app[KERNEL], text, upload.filename, *_actor(request))
+    report = await services.import_roster(request.app[KERNEL], text, upload.filename, *acting(request))
     status = 400 if report.errors else 200
     return await _inmates(request, NewInmate(), status, report=report, filename=upload.filename,
                           problems=[(p.line, problem_text(p)) for p in report.problems])
@@ -335,7 +327,7 @@ async def _inmate_page(request: web.Request, status: int = 200, **context: Any) 
         raise web.HTTPNotFound(text=_("There is no inmate with this number.")) from None
     form = context.pop("form", None) or InmateEdit(row.name, row.language, list(row.groups), row.status)
     locked = row.locked_until is not None and row.locked_until > utcnow()
-    zone = ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
+    zone = facility_zone(request)
     return _page(request, "admin/inmate.html", status, inmate=row, form=form, **context, **_choices(),
                  locked_until=i18n.format_datetime(row.locked_until, zone) if locked and row.locked_until else "")
 
@@ -354,7 +346,7 @@ async def inmate_save(request: web.Request) -> web.Response:
         return await _inmate_page(request, 400, form=form)
     number = request.match_info["number"]
     try:
-        await services.save_inmate(request.app[KERNEL], number, form, *_actor(request))
+        await services.save_inmate(request.app[KERNEL], number, form, *acting(request))
     except NotFound:
         raise web.HTTPNotFound(text=_("There is no inmate with this number.")) from None
     raise _back(f"/admin/inmates/{quote(number)}", "inmate-saved")

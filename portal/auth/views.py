@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -17,15 +16,11 @@ from portal.auth import services
 from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
 from portal.labels import KIND_LABELS, label
-from portal.layout import render, safe_next
+from portal.layout import facility_zone, render, safe_next
 from portal.security import rotate_csrf, set_cookie
 from portal.throttle import LoginUnavailable, Throttled
 
 routes = web.RouteTableDef()
-
-
-def _zone(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
 
 
 def _login_page(request: web.Request, form: LoginForm, message: str = "", status: int = 200) -> web.Response:
@@ -59,9 +54,9 @@ async def login_submit(request: web.Request) -> web.Response:
         active = await services.log_in(kernel, client_address(request), form.inmate_number, form.pin)
     except LoginRefused as refused:
         form.pin = ""
-        return _login_page(request, form, services.refusal_message(refused, _zone(request)), status=403)
+        return _login_page(request, form, services.refusal_message(refused, facility_zone(request)), status=403)
     except Throttled as throttled:
-        return _login_page(request, form, throttled.message(_zone(request)), status=429)
+        return _login_page(request, form, throttled.message(facility_zone(request)), status=429)
     except LoginUnavailable as down:
         return _login_page(request, form, down.message(), status=503)
     request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
@@ -76,7 +71,7 @@ async def login_submit(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     active = request[VIEWER].inmate
     kind = active.terminal_kind if active is not None else ""
-    today = datetime.now(UTC).astimezone(_zone(request)).date()
+    today = datetime.now(UTC).astimezone(facility_zone(request)).date()
     weekly, closed = services.opening(request.app[KERNEL], kind, today)
     return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind),
                                               "weekly": weekly, "closed_days": closed})

@@ -11,10 +11,10 @@ from gatehouse.audit import Tag
 from gatehouse.db.engine import utcnow
 from gatehouse.db.models import StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
-from portal.access import client_address, staff
+from portal.access import acting, staff
 from portal.control import services
 from portal.i18n import N_, _
-from portal.keys import KERNEL, VIEWER
+from portal.keys import KERNEL
 from portal.layout import render
 
 routes = web.RouteTableDef()
@@ -24,13 +24,6 @@ DONE = {"lockdown": N_("The lockdown is in force: sessions there have ended and 
         "suspended": N_("The inmate is suspended: their session has ended on every terminal."),
         "resumed": N_("The inmate can log in again."),
         "off": N_("The terminal is switched off."), "on": N_("The terminal is switched on again.")}
-
-
-def _actor(request: web.Request) -> tuple[str, str]:
-    who = request[VIEWER].staff
-    if who is None:  # the route's rule lets only security staff through
-        raise web.HTTPForbidden()
-    return who.username, client_address(request)
 
 
 async def _page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
@@ -60,7 +53,7 @@ async def _do(request: web.Request, tag: Tag, action: Any, subject: str, done: s
               values: dict[str, str] | None = None) -> web.Response:
     kernel = request.app[KERNEL]
     try:
-        await services.act(kernel, tag, action, subject, *_actor(request), why=why)
+        await services.act(kernel, tag, action, subject, *acting(request), why=why)
     except (NotFound, Conflict, InvalidInput) as exc:
         return await _page(request, 409, message=_("Nothing was changed: %(problem)s") % {"problem": str(exc)},
                            values=values or {})
@@ -78,7 +71,7 @@ async def lockdown(request: web.Request) -> web.Response:
         return await _page(request, 400, errors=errors, values={"unit": unit})
     facility = services.facility_name(request.app[KERNEL])
     return await _do(request, Tag.CONTROL_LOCKDOWN,
-                     lambda s: control.lock_down(s, facility, unit, reason, _actor(request)[0], utcnow()),
+                     lambda s: control.lock_down(s, facility, unit, reason, acting(request)[0], utcnow()),
                      f"{facility}/{unit}" if unit else facility, "lockdown", reason)
 
 
@@ -88,7 +81,7 @@ async def lift(request: web.Request) -> web.Response:
     unit = str((await request.post()).get("unit", ""))
     facility = services.facility_name(request.app[KERNEL])
     return await _do(request, Tag.CONTROL_LOCKDOWN_LIFTED,
-                     lambda s: control.lift(s, facility, unit, _actor(request)[0], utcnow()),
+                     lambda s: control.lift(s, facility, unit, acting(request)[0], utcnow()),
                      f"{facility}/{unit}" if unit else facility, "lifted")
 
 
@@ -104,7 +97,7 @@ async def suspend(request: web.Request) -> web.Response:
     if errors:
         return await _page(request, 400, errors=errors, values={"number": number})
     return await _do(request, Tag.CONTROL_SUSPENDED,
-                     lambda s: control.suspend(s, number, reason, _actor(request)[0], utcnow()), number, "suspended",
+                     lambda s: control.suspend(s, number, reason, acting(request)[0], utcnow()), number, "suspended",
                      reason, {"number": number})
 
 
@@ -113,7 +106,7 @@ async def suspend(request: web.Request) -> web.Response:
 async def resume(request: web.Request) -> web.Response:
     number = str((await request.post()).get("number", ""))
     return await _do(request, Tag.CONTROL_RESUMED,
-                     lambda s: control.resume(s, number, _actor(request)[0], utcnow()), number, "resumed")
+                     lambda s: control.resume(s, number, acting(request)[0], utcnow()), number, "resumed")
 
 
 @routes.post("/control/terminal/off", name="control-off")
@@ -126,7 +119,7 @@ async def switch_off(request: web.Request) -> web.Response:
     if errors:
         return await _page(request, 400, errors=errors, values={"terminal": name})
     return await _do(request, Tag.CONTROL_TERMINAL_OFF,
-                     lambda s: control.disable_terminal(s, name, reason, _actor(request)[0], utcnow()), name, "off",
+                     lambda s: control.disable_terminal(s, name, reason, acting(request)[0], utcnow()), name, "off",
                      reason)
 
 
@@ -135,4 +128,4 @@ async def switch_off(request: web.Request) -> web.Response:
 async def switch_on(request: web.Request) -> web.Response:
     name = str((await request.post()).get("terminal", ""))
     return await _do(request, Tag.CONTROL_TERMINAL_ON,
-                     lambda s: control.enable_terminal(s, name, _actor(request)[0], utcnow()), name, "on")
+                     lambda s: control.enable_terminal(s, name, acting(request)[0], utcnow()), name, "on")

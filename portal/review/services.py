@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
@@ -19,8 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag, review
 from gatehouse.audit import alerts as rules
-from gatehouse.audit.exports import FORMATS as EXPORTERS
-from gatehouse.audit.exports import jsonl_lines
+from gatehouse.audit.exports import Export
 from gatehouse.audit.review import Bar, Cursor, Filters
 from gatehouse.audit.verify import stored_checkpoints
 from gatehouse.db.engine import utcnow
@@ -189,26 +187,12 @@ async def alert_rows(kernel: Kernel, days: int, rule: str, actor: str, address: 
 def _export(kernel: Kernel, filters: Filters, fmt: str) -> tuple[IO[bytes], int]:
     """The matching records in chain order into a spooled file (memory up to 8 MiB, then disk)."""
     out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - handed to the response
-    count = 0
-    spans: dict[str, tuple[int, int]] = {}
     with kernel.factory() as session:
-        def rows() -> Iterator[AuditRecord]:
-            nonlocal count
-            for row in review.matching(session, filters):
-                count += 1
-                low, high = spans.get(row.node, (row.seq, row.seq))
-                spans[row.node] = (min(low, row.seq), max(high, row.seq))
-                yield row
-
-        lines = jsonl_lines(rows()) if fmt == "jsonl" else EXPORTERS[fmt](rows())
-        for line in lines:
+        export = Export(review.matching(session, filters), fmt, lambda: stored_checkpoints(session))
+        for line in export:
             out.write(line.encode("utf-8"))
-        if fmt == "jsonl":  # the checkpoints signing this copy, so it verifies on its own
-            for point in stored_checkpoints(session):
-                if point.node in spans and spans[point.node][0] <= point.seq <= spans[point.node][1]:
-                    out.write(point.line())
     out.seek(0)
-    return out, count
+    return out, export.count
 
 
 async def export(kernel: Kernel, filters: Filters, fmt: str, actor: str, address: str) -> tuple[IO[bytes], int]:

@@ -11,9 +11,9 @@ from gatehouse.audit.alerts import Rule
 from gatehouse.audit.review import Filters
 from gatehouse.db.models import StaffRole
 from gatehouse.inmates import NUMBER
-from portal.access import client_address, staff
+from portal.access import acting, staff
 from portal.i18n import N_, _, ngettext
-from portal.keys import KERNEL, VIEWER
+from portal.keys import KERNEL
 from portal.layout import render
 from portal.review import charts as draw
 from portal.review import services
@@ -24,13 +24,6 @@ security = staff(StaffRole.SECURITY)
 RULE_LABELS = {Rule.DENIED_BURST: N_("Burst of denied attempts"), Rule.DAILY_USAGE: N_("Daily use over the limit"),
                Rule.BYPASS: N_("Attempt at a known bypass")}
 PERIODS = (1, 7, 30)
-
-
-def _actor(request: web.Request) -> tuple[str, str]:
-    who = request[VIEWER].staff
-    if who is None:  # the route's rule lets only security staff through
-        raise web.HTTPForbidden()
-    return who.username, client_address(request)
 
 
 def _form(request: web.Request) -> SearchForm:
@@ -50,7 +43,7 @@ async def search(request: web.Request) -> web.Response:
     if form.errors:
         return render(request, "review/search.html", {"form": form, "page": None, **_choices()}, status=400)
     page = await services.search(request.app[KERNEL], form.filters, request.query.get("after", ""),
-                                 *_actor(request))
+                                 *acting(request))
     return render(request, "review/search.html", {"form": form, "page": page, "query": form.query(),
                                                    "request_after": request.query.get("after", ""), **_choices()})
 
@@ -63,7 +56,7 @@ async def timeline(request: web.Request) -> web.Response:
     if not NUMBER.match(number):
         raise web.HTTPNotFound(text=_("There is no inmate with this number."))
     page = await services.search(request.app[KERNEL], Filters(actor=number), request.query.get("after", ""),
-                                 *_actor(request), what="timeline")
+                                 *acting(request), what="timeline")
     days = [(day, list(rows)) for day, rows in groupby(page.rows, key=lambda r: r.day)]
     return render(request, "review/timeline.html", {"number": number, "days": days, "next": page.next})
 
@@ -76,7 +69,7 @@ async def charts(request: web.Request) -> web.Response:
     if form.errors:
         return render(request, "review/charts.html", {"form": form, "days": days, "periods": PERIODS,
                                                        "svgs": [], **_choices()}, status=400)
-    data, _since = await services.charts(request.app[KERNEL], form.filters, days, *_actor(request))
+    data, _since = await services.charts(request.app[KERNEL], form.filters, days, *acting(request))
     allowed, denied = _("allowed"), _("denied")
     every = {1: 3, 7: 24, 30: 120}[days]
     columns = [draw.Column(label, a, d) for label, a, d in services.labelled(request.app[KERNEL], data.hours, days)]
@@ -106,7 +99,7 @@ async def alerts(request: web.Request) -> web.Response:
     rule = request.query.get("rule", "")
     rule = rule if rule in {r.value for r in Rule} else ""
     days = int(request.query.get("days", "7")) if request.query.get("days", "7") in {"1", "7", "30"} else 7
-    rows = await services.alert_rows(request.app[KERNEL], days, rule, *_actor(request))
+    rows = await services.alert_rows(request.app[KERNEL], days, rule, *acting(request))
     return render(request, "review/alerts.html", {
         "rows": rows, "rule": rule, "days": days,
         "period_choices": [(str(n), ngettext("Last %(num)d day", "Last %(num)d days", n) % {"num": n})
@@ -125,7 +118,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     form = _form(request)
     if form.errors:
         raise web.HTTPBadRequest(text="; ".join(form.errors.values()))
-    data, count = await services.export(request.app[KERNEL], form.filters, fmt, *_actor(request))
+    data, count = await services.export(request.app[KERNEL], form.filters, fmt, *acting(request))
     suffix = {"jsonl": "jsonl", "csv": "csv", "squid": "log", "ecs": "ecs.jsonl"}[fmt]
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8" if fmt == "csv" else "text/plain; charset=utf-8",

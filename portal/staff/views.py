@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -12,12 +11,12 @@ from gatehouse import otp
 from gatehouse import staff as accounts
 from gatehouse.db.engine import utcnow
 from gatehouse.errors import NotFound
-from gatehouse.staff import NoticeKind, StaffIdentity
+from gatehouse.staff import NoticeKind
 from portal import i18n
-from portal.access import STAFF_COOKIE, client_address, pending, public, staff
+from portal.access import STAFF_COOKIE, client_address, pending, public, staff, staff_of
 from portal.i18n import N_, _
 from portal.keys import ACTOR, KERNEL, STAFF_POLICY, VIEWER
-from portal.layout import render
+from portal.layout import facility_zone, render
 from portal.security import rotate_csrf, set_cookie
 from portal.staff import services
 from portal.staff.forms import CodeForm, ConfirmPasswordForm, PasswordForm, StaffLoginForm
@@ -26,17 +25,6 @@ from portal.throttle import LoginUnavailable, Throttled
 routes = web.RouteTableDef()
 ROLE_NAMES = {"education": N_("Education"), "security": N_("Security"), "supervisor": N_("Visit supervisor"),
               "admin": N_("Administrator")}
-
-
-def _zone(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
-
-
-def _who(request: web.Request) -> StaffIdentity:
-    who = request[VIEWER].staff
-    if who is None:  # the route's rule let only staff through; this guards against a wrong rule
-        raise web.HTTPForbidden()
-    return who
 
 
 def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -85,7 +73,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return _render(request, "staff/login.html", 403, form=form,
                        message=_("Wrong username or password."))
     except Throttled as throttled:
-        return _render(request, "staff/login.html", 429, form=form, message=throttled.message(_zone(request)))
+        return _render(request, "staff/login.html", 429, form=form, message=throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return _render(request, "staff/login.html", 503, form=form, message=down.message())
     request[ACTOR] = form.username
@@ -96,7 +84,7 @@ async def login_submit(request: web.Request) -> web.Response:
 @routes.get("/staff/totp", name="staff-totp")
 @pending
 async def totp_form(request: web.Request) -> web.Response:
-    if not _who(request).enrolled:
+    if not staff_of(request).enrolled:
         raise web.HTTPFound("/staff/enrol")
     return _render(request, "staff/totp.html", form=CodeForm())
 
@@ -104,7 +92,7 @@ async def totp_form(request: web.Request) -> web.Response:
 @routes.post("/staff/totp")
 @pending
 async def totp_submit(request: web.Request) -> web.Response:
-    who = _who(request)
+    who = staff_of(request)
     if not who.enrolled:
         raise web.HTTPFound("/staff/enrol")
     form = CodeForm.parse(await request.post())
@@ -121,7 +109,7 @@ async def totp_submit(request: web.Request) -> web.Response:
     except NotFound:  # another request of this login finished it first; its cookie is the one to keep
         raise web.HTTPSeeOther("/staff") from None
     except Throttled as throttled:
-        return _render(request, "staff/totp.html", 429, form=form, message=throttled.message(_zone(request)))
+        return _render(request, "staff/totp.html", 429, form=form, message=throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return _render(request, "staff/totp.html", 503, form=form, message=down.message())
     rotate_csrf(request)
@@ -129,7 +117,7 @@ async def totp_submit(request: web.Request) -> web.Response:
 
 
 async def _enrol_page(request: web.Request, form: CodeForm, status: int = 200, message: str = "") -> web.Response:
-    enrolment = await services.enrolment(request.app[KERNEL], _who(request))
+    enrolment = await services.enrolment(request.app[KERNEL], staff_of(request))
     return _render(request, "staff/enrol.html", status, form=form, message=message, qr=enrolment.qr,
                    secret=otp.grouped(enrolment.secret))
 
@@ -137,7 +125,7 @@ async def _enrol_page(request: web.Request, form: CodeForm, status: int = 200, m
 @routes.get("/staff/enrol", name="staff-enrol")
 @pending
 async def enrol_form(request: web.Request) -> web.Response:
-    if _who(request).enrolled:
+    if staff_of(request).enrolled:
         raise web.HTTPFound("/staff/totp")
     return await _enrol_page(request, CodeForm())
 
@@ -145,7 +133,7 @@ async def enrol_form(request: web.Request) -> web.Response:
 @routes.post("/staff/enrol")
 @pending
 async def enrol_submit(request: web.Request) -> web.Response:
-    who = _who(request)
+    who = staff_of(request)
     if who.enrolled:
         raise web.HTTPFound("/staff/totp")
     form = CodeForm.parse(await request.post())
@@ -162,7 +150,7 @@ async def enrol_submit(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPSeeOther("/staff") from None
     except Throttled as throttled:
-        return await _enrol_page(request, form, 429, throttled.message(_zone(request)))
+        return await _enrol_page(request, form, 429, throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return await _enrol_page(request, form, 503, down.message())
     # Shown in this response only: never stored in clear, never behind a URL that could be reloaded.
@@ -194,9 +182,9 @@ def _notice_text(kind: str, at: str, address: str) -> str:
 @routes.get("/staff", name="staff-overview")
 @staff()
 async def overview(request: web.Request) -> web.Response:
-    who = _who(request)
+    who = staff_of(request)
     kernel = request.app[KERNEL]
-    zone = _zone(request)
+    zone = facility_zone(request)
     notices = await asyncio.to_thread(accounts.take_notices, kernel.factory, who.account_id, utcnow())
     left = await asyncio.to_thread(accounts.recovery_codes_left, kernel.factory, who.account_id)
     return _render(request, "staff/overview.html",
@@ -220,7 +208,7 @@ async def account(request: web.Request) -> web.Response:
 @routes.post("/staff/account/password", name="staff-password")
 @staff()
 async def password_submit(request: web.Request) -> web.Response:
-    who = _who(request)
+    who = staff_of(request)
     form = PasswordForm.parse(await request.post(), who.username)
     if form.errors:
         return _account_page(request, 400, password_form=form)
@@ -228,7 +216,7 @@ async def password_submit(request: web.Request) -> web.Response:
         token = await services.change_password(request.app[KERNEL], who, request.cookies[STAFF_COOKIE],
                                                client_address(request), form.current, form.new)
     except Throttled as throttled:
-        return _account_page(request, 429, password_form=form, message=throttled.message(_zone(request)))
+        return _account_page(request, 429, password_form=form, message=throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return _account_page(request, 503, password_form=form, message=down.message())
     except NotFound:
@@ -245,14 +233,14 @@ async def password_submit(request: web.Request) -> web.Response:
 @routes.post("/staff/account/recovery-codes", name="staff-recovery-codes")
 @staff()
 async def recovery_codes_submit(request: web.Request) -> web.Response:
-    who = _who(request)
+    who = staff_of(request)
     form = ConfirmPasswordForm.parse(await request.post())
     if form.errors:
         return _account_page(request, 400, codes_form=form)
     try:
         codes = await services.regenerate_codes(request.app[KERNEL], who, client_address(request), form.password)
     except Throttled as throttled:
-        return _account_page(request, 429, codes_form=form, message=throttled.message(_zone(request)))
+        return _account_page(request, 429, codes_form=form, message=throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return _account_page(request, 503, codes_form=form, message=down.message())
     if codes is None:
