@@ -23,6 +23,7 @@ from gatehouse.bus import ControlBus, InProcessBus, bus_for
 from gatehouse.db.engine import make_engine, pending_migrations, session_factory
 from gatehouse.errors import GatehouseError
 from gatehouse.policy_store import PolicyHolder
+from gatehouse.quota import InProcessQuotaStore, QuotaStore, quota_store_for
 from gatehouse.ratelimit import RateLimiter, limiter_for
 from gatehouse.sessions import SessionPolicy
 from gatehouse.settings import Settings
@@ -54,6 +55,8 @@ class Kernel:
     policies: PolicyHolder
     bus: ControlBus = field(default_factory=InProcessBus)
     limiter: RateLimiter = field(default_factory=lambda: limiter_for(""))
+    quota: QuotaStore = field(default_factory=InProcessQuotaStore)
+    """Minutes used per inmate and category: shared by the gateway (spending) and the portal (showing)."""
     audit: SegmentAuditWriter | None = None
     _shipping: asyncio.Task[None] | None = None
     _stop_shipping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -101,7 +104,8 @@ class Kernel:
         factory = session_factory(engine)
         return cls(settings, engine, factory,
                    PolicyHolder(settings.policy_dir, factory, ZoneInfo(settings["facility.timezone"])),
-                   bus=bus_for(settings["redis.url"]), limiter=limiter_for(settings["redis.url"]))
+                   bus=bus_for(settings["redis.url"]), limiter=limiter_for(settings["redis.url"]),
+                   quota=quota_store_for(settings["redis.url"]))
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -146,5 +150,6 @@ class Kernel:
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await self.ship()
         await self.limiter.close()
+        await self.quota.close()
         await self.bus.close()
         self.engine.dispose()

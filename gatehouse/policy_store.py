@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.models import PolicyRule
+from policies import budgets as budget_profiles
+from policies.budgets import Budgets
 from policies.hours import OpeningHours, merge
 from policies.rules import ParseResult, PolicyError, Rule, parse_policy
 from policies.snapshot import Snapshot
@@ -37,6 +39,7 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
     result = ParseResult()
     owner: dict[str, str] = {}
     hours: list[OpeningHours] = []
+    budgets: list[Budgets] = []
     given: dict[str, str] = {}
     for path in paths:
         try:
@@ -52,6 +55,12 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
                                                                   f"{given[kind]}"))
             given[kind] = f"{path}:{line}"
         hours.append(parsed.hours)
+        for profile, line in parsed.budgets_lines.items():
+            if f"quotas {profile}" in given:
+                result.errors.append(PolicyError(str(path), line, f"quotas for {profile} are given already in "
+                                                                  f"{given[f'quotas {profile}']}"))
+            given[f"quotas {profile}"] = f"{path}:{line}"
+        budgets.append(parsed.budgets)
         for rule in parsed.rules:
             if rule.id in owner:
                 result.errors.append(PolicyError(str(path), 1, f"rule id {rule.id!r} is used in {owner[rule.id]}"))
@@ -59,6 +68,7 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
             owner[rule.id] = str(path)
             result.rules.append(rule)
     result.hours = merge(hours)
+    result.budgets = budget_profiles.merge(budgets)
     return result
 
 
@@ -94,8 +104,8 @@ class PolicyHolder:
             for error in result.errors:
                 log.error("policy not loaded: %s", error)
             return False
-        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules, result.hours),
-                                       timezone=self.timezone, hours=result.hours)
+        self.snapshot = Snapshot.build(result.rules, version=_version(result.rules, result.hours, result.budgets),
+                                       timezone=self.timezone, hours=result.hours, budgets=result.budgets)
         log.info("policy loaded: %d rules, version %s", len(result.rules), self.snapshot.version)
         return True
 
@@ -132,10 +142,12 @@ def describe_change(before: Snapshot, after: Snapshot) -> str:
             parts.append(f"changed {rule_id} ({'; '.join(changes)})")
     if before.hours != after.hours:
         parts.append(f"hours {before.hours.describe()} -> {after.hours.describe()}")
+    if before.budgets != after.budgets:
+        parts.append(f"quotas {before.budgets.describe()} -> {after.budgets.describe()}")
     return "; ".join(parts)
 
 
-def _version(rules: list[Rule], hours: OpeningHours | None = None) -> str:
+def _version(rules: list[Rule], hours: OpeningHours | None = None, budgets: Budgets | None = None) -> str:
     """The same rules give the same version in every process (sets are sorted, not hash-ordered)."""
     def plain(value: object) -> object:
         if isinstance(value, frozenset | set):
@@ -145,4 +157,6 @@ def _version(rules: list[Rule], hours: OpeningHours | None = None) -> str:
     text = json.dumps([dataclasses.asdict(r) for r in rules], default=plain, sort_keys=True)
     if hours is not None and hours.restricts:
         text += hours.describe()
+    if budgets is not None and budgets != Budgets():
+        text += budgets.describe()
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -22,6 +22,8 @@ TEXT = {
         "closed_title": "This terminal is closed now", "opens": "It opens again on {when}.",
         "closed": "This terminal cannot be used at this time.",
         "window_opens": "This site can be used again from {when}.",
+        "used_title": "Your time for today is used up", "used": "You have used today's minutes for this kind of site.",
+        "renewed": "New minutes from {when}.",
     },
     "nl": {
         "title": "Deze pagina is geblokkeerd", "login_title": "Log eerst in",
@@ -32,6 +34,9 @@ TEXT = {
         "closed_title": "Deze terminal is nu gesloten", "opens": "Hij gaat weer open op {when}.",
         "closed": "Deze terminal kan je op dit moment niet gebruiken.",
         "window_opens": "Je kan deze site weer gebruiken vanaf {when}.",
+        "used_title": "Je tijd voor vandaag is op",
+        "used": "Je hebt de minuten van vandaag voor dit soort sites gebruikt.",
+        "renewed": "Nieuwe minuten vanaf {when}.",
     },
     "fr": {
         "title": "Cette page est bloquée", "login_title": "Veuillez d'abord vous connecter",
@@ -42,6 +47,9 @@ TEXT = {
         "closed_title": "Ce terminal est fermé pour le moment", "opens": "Il rouvre le {when}.",
         "closed": "Ce terminal ne peut pas être utilisé à cette heure.",
         "window_opens": "Ce site sera de nouveau accessible à partir du {when}.",
+        "used_title": "Votre temps pour aujourd'hui est écoulé",
+        "used": "Vous avez utilisé les minutes du jour pour ce type de site.",
+        "renewed": "De nouvelles minutes à partir du {when}.",
     },
     "de": {
         "title": "Diese Seite ist gesperrt", "login_title": "Bitte zuerst anmelden",
@@ -52,6 +60,9 @@ TEXT = {
         "closed_title": "Dieses Terminal ist jetzt geschlossen", "opens": "Es öffnet wieder am {when}.",
         "closed": "Dieses Terminal kann zu dieser Zeit nicht benutzt werden.",
         "window_opens": "Diese Seite kann ab {when} wieder benutzt werden.",
+        "used_title": "Ihre Zeit für heute ist aufgebraucht",
+        "used": "Sie haben die heutigen Minuten für diese Art von Seiten verbraucht.",
+        "renewed": "Neue Minuten ab {when}.",
     },
 }
 
@@ -66,6 +77,8 @@ class BlockPage:
     closed: bool = False
     """The terminal is outside its opening hours: the page says so, and when it opens if `opens_at` is known."""
     opens_at: datetime | None = None
+    used_up: bool = False
+    """The inmate's minutes of the day for this category are spent: the page says when new ones come."""
 
     def render(self) -> bytes:
         lang = self.language if self.language in TEXT else "en"
@@ -75,7 +88,8 @@ class BlockPage:
             locale = Locale.parse(lang)
             day = format_date(self.opens_at, "full", locale=locale)
             when = f"{day}, {format_time(self.opens_at, 'short', locale=locale)}"
-            opens = TEXT[lang]["opens" if self.closed else "window_opens"].format(when=when)
+            key = "opens" if self.closed else "renewed" if self.used_up else "window_opens"
+            opens = TEXT[lang][key].format(when=when)
         return template.render(page=self, lang=lang, t=TEXT[lang], opens=opens).encode("utf-8")
 
 

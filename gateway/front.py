@@ -11,27 +11,31 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
+from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
 from gateway.identity import ControlUnavailable, Identity, IdentityResolver
+from gateway.metering import QuotaGate
 from gateway.sni import read_client_hello, sni_mismatch
 from gateway.splice import Meter, splice
 from gateway.upstream import UpstreamRefused, upstream_address
-from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Verdict, decide_connect, deny
+from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Subject, Verdict, decide_connect, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 HOP_HEADERS = frozenset({b"proxy-authorization", b"proxy-connection", HEADER.encode()})
+REVIEW_S = 1.0
+"""How often open tunnels are looked at: metered if bytes moved, decided again when a new minute begins."""
 
 
 @dataclass(slots=True, eq=False)
@@ -41,10 +45,26 @@ class Client:
     task: asyncio.Task[Any] | None
 
 
+@dataclass(slots=True, eq=False)
+class Tunnel:
+    """An allowed CONNECT, passthrough or inspected, while it is open: what it was decided for and its bytes."""
+
+    head: Head
+    identity: Identity
+    subject: Subject
+    facts: RequestFacts
+    decision: Decision
+    meter: Meter
+    minute: tuple[date, int]
+    """The minute it was last decided in; a new minute decides it again (windows, hours, policy)."""
+    moved: int = 0
+    """Bytes counted at the last look; more since then make this minute an active one."""
+
+
 class Front:
     def __init__(self, *, identity: IdentityResolver, policy: Callable[[], Snapshot], audit: AuditSink, key: bytes,
                  inspector: Callable[[], tuple[str, int] | None], portal_url: str,
-                 resolve: ResolveTable) -> None:
+                 resolve: ResolveTable, quota: QuotaGate, clock: Callable[[], datetime]) -> None:
         self._identity = identity
         self._policy = policy
         self._audit = audit
@@ -52,17 +72,24 @@ class Front:
         self._inspector = inspector
         self._portal_url = portal_url
         self._resolve = resolve
+        self._quota = quota
+        self._clock = clock
         self._clients: dict[str, set[Client]] = {}
-        self._admitted: set[asyncio.StreamWriter] = set()
-        """Connections let through for a session; a recheck closes these, not ones already being refused."""
+        self._admitted: dict[asyncio.StreamWriter, Tunnel | None] = {}
+        """Connections let through for a session (with their tunnel, for a CONNECT); a recheck closes these, not
+        ones already being refused."""
         self._server: asyncio.Server | None = None
+        self._reviewing: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True, backlog=1024)
+        self._reviewing = asyncio.create_task(self._review_forever(), name="tunnel-review")
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
+        if self._reviewing is not None:
+            self._reviewing.cancel()
         if self._server is not None:
             self._server.close()
         self.cut_all()
@@ -113,6 +140,56 @@ class Front:
     def open_connections(self, address: str) -> int:
         return len(self._clients.get(address, ()))
 
+    async def _review_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REVIEW_S)
+            try:
+                await self.review_tunnels()
+            except Exception:  # one bad look must not stop metering for everyone
+                log.exception("front: reviewing open tunnels failed")
+
+    async def review_tunnels(self, *, policy_changed: bool = False) -> int:
+        """Meter open tunnels and close those that may not go on; how many were closed.
+
+        A tunnel through which bytes moved since the last look spends the current minute of its category; when
+        the budget is used up (or the quota store does not answer) it is closed. At each new minute, and at once
+        after a policy change, it is decided again: a window or the terminal's hours ending, or a rule removed
+        or turned from passthrough to inspect, closes it. The inmate's next page says why."""
+        now = self._clock()
+        policy = self._policy()
+        minute = local_minute(now, policy.timezone)
+        here = (minute.day, minute.index)
+        cut = 0
+        for client in [c for clients in self._clients.values() for c in clients]:
+            tunnel = self._admitted.get(client.writer)
+            if tunnel is None:
+                continue
+            refusal: Decision | None = None
+            if policy_changed or tunnel.minute != here:
+                tunnel.minute = here
+                decision = decide_connect(tunnel.facts, tunnel.subject, policy, now=now)
+                if not decision.allowed:
+                    refusal = decision
+                elif decision.mode is not tunnel.decision.mode:
+                    refusal = deny(ReasonCode.RULE_DENY, f"{tunnel.facts.host} is now {decision.mode.value}; "
+                                                         "the connection is opened again")
+            moved = tunnel.meter.up + tunnel.meter.down
+            if refusal is None and moved > tunnel.moved:
+                tunnel.moved = moved
+                refusal = await self._quota.spend(tunnel.subject, tunnel.decision.quota, now)
+            if refusal is not None and client.writer in self._admitted:
+                cut += self._cut(client.address, only=lambda other, this=client: other is this)  # type: ignore[misc]
+                await self._record_cut(tunnel, refusal)
+        return cut
+
+    async def _record_cut(self, tunnel: Tunnel, refusal: Decision) -> None:
+        event = self._event(tunnel.head, tunnel.identity, Tag.GATEWAY_TUNNEL_CUT, "deny", refusal.explanation,
+                            tunnel.facts.host)
+        try:
+            await self._audit.write(event)
+        except AuditUnavailable:
+            log.error("front: record of a cut tunnel lost for %s: %s", tunnel.facts.host, refusal.explanation)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = _plain_address(str(peer[0])) if peer else ""
@@ -125,7 +202,7 @@ class Front:
         except Exception:
             log.exception("front: connection from %s failed", address)
         finally:
-            self._admitted.discard(writer)
+            self._admitted.pop(writer, None)
             self._clients.get(address, set()).discard(client)
             if not self._clients.get(address):
                 self._clients.pop(address, None)
@@ -175,20 +252,25 @@ class Front:
             await self._refuse(writer, head, identity, deny(
                 ReasonCode.UNKNOWN_TERMINAL, f"{identity.address} is not a registered terminal"), host=host)
             return
+        now = self._clock()
+        facts = RequestFacts("CONNECT", host, port)
         if identity.block[0]:
             decision = deny(ReasonCode(identity.block[0]), identity.block[1])
         elif identity.session is None:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
-            decision = decide_connect(RequestFacts("CONNECT", host, port), identity.session.subject, self._policy(),
-                                      now=datetime.now(UTC))
+            decision = decide_connect(facts, identity.session.subject, self._policy(), now=now)
+            if decision.allowed:
+                decision = await self._quota.spend(identity.session.subject, decision.quota, now) or decision
         tag = Tag.GATEWAY_CONNECT_ALLOWED if decision.allowed else Tag.GATEWAY_CONNECT_DENIED
         if not await self._record(writer, head, identity, tag, decision, host):
             return
         started = time.monotonic()
         meter = Meter()
-        if decision.allowed:
-            self._admitted.add(writer)
+        if decision.allowed and identity.session is not None:
+            minute = local_minute(now, self._policy().timezone)
+            self._admitted[writer] = Tunnel(head, identity, identity.session.subject, facts, decision, meter,
+                                            (minute.day, minute.index))
         if decision.allowed and decision.mode is Mode.PASSTHROUGH:
             await self._passthrough(identity, host, port, head, reader, writer, meter)
         else:
@@ -206,8 +288,8 @@ class Front:
         elif identity.session is None:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
-            decision = Decision(Verdict.ALLOW, ())  # each request is decided by the inspector
-            self._admitted.add(writer)
+            decision = Decision(Verdict.ALLOW, ())  # each request is decided (and metered) by the inspector
+            self._admitted[writer] = None
         await self._handoff(identity, head, decision, reader, writer, Meter())
 
     async def _handoff(self, identity: Identity, head: Head, decision: Decision, reader: asyncio.StreamReader,
@@ -225,7 +307,7 @@ class Front:
             session=session.token if session else "", language=session.language if session else "en",
             host=host, port=port, verdict=decision.verdict.value,
             code=first.code.value if first else "", rule=first.rule_id if first else "",
-            why=first.detail if first else ""))
+            why=first.detail if first else "", opens=decision.opens_at.isoformat() if decision.opens_at else ""))
         up_reader, up_writer = await asyncio.open_connection(*target)
         up_writer.write(head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest)
         await splice(reader, writer, up_reader, up_writer, meter)

@@ -36,6 +36,8 @@ class Handoff:
     code: str = ""
     rule: str = ""
     why: str = ""
+    opens: str = ""
+    """For a refusal that time will lift (hours, windows, quota): when, in facility wall-clock time (ISO)."""
     issued: float = field(default_factory=time.time)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from mitmproxy import options
@@ -24,6 +25,7 @@ from gateway.addons.handoff import HandoffBinder
 from gateway.addons.resolve import UpstreamGuard
 from gateway.addons.tlsguard import SniGuard
 from gateway.identity import IdentityResolver
+from gateway.metering import QuotaGate
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,8 @@ class InspectorError(GatehouseError):
 
 class Inspector:
     def __init__(self, *, ca_dir: Path, key: bytes, policy: Callable[[], Snapshot], identity: IdentityResolver,
-                 audit: AuditSink, portal_url: str, resolve: ResolveTable,
-                 upstream_ca_file: str = "") -> None:
+                 audit: AuditSink, portal_url: str, resolve: ResolveTable, quota: QuotaGate,
+                 clock: Callable[[], datetime], upstream_ca_file: str = "") -> None:
         if not ca_key_file(ca_dir).exists():
             raise InspectorError(f"facility CA missing: {ca_key_file(ca_dir)}; run `gatehouse init`")
         if upstream_ca_file and not Path(upstream_ca_file).is_file():
@@ -48,7 +50,8 @@ class Inspector:
             binder,
             SniGuard(binder),
             UpstreamGuard(resolve, policy),
-            RequestDecider(policy=policy, identity=identity, audit=audit, portal_url=portal_url),
+            RequestDecider(policy=policy, identity=identity, audit=audit, portal_url=portal_url, quota=quota,
+                           clock=clock),
         ]
         self._master: Master | None = None
         self._task: asyncio.Task[None] | None = None

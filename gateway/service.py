@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.audit import AuditEvent, AuditUnavailable, Tag
 from gatehouse.bus import (
     ControlEvent,
+    GrantChanged,
     InmateResumed,
     InmateSuspended,
     Lockdown,
@@ -27,6 +30,7 @@ from gatehouse.settings import resolve_table
 from gateway.front import Front
 from gateway.identity import IdentityResolver
 from gateway.inspector import Inspector
+from gateway.metering import QuotaGate
 
 log = logging.getLogger(__name__)
 POLICY_POLL_S = 2.0
@@ -41,20 +45,28 @@ class Gateway:
         self._kernel = kernel
         key = read_secret(settings)
         resolve = resolve_table(settings["proxy.resolve"])
+        self.clock: Callable[[], datetime] = _utc_now
+        """The time every decision and minute is taken at (a test of minute boundaries may move it)."""
+        self.quota = QuotaGate(kernel.quota, self._snapshot)
         self.identity = IdentityResolver(kernel.factory, kernel.session_policy,
                                          grace=settings["proxy.identity_grace_seconds"],
                                          link=lambda: kernel.bus.healthy)
         self.inspector = Inspector(
             ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
-            portal_url=settings.portal_url, resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])
+            portal_url=settings.portal_url, resolve=resolve, quota=self.quota, clock=self._now,
+            upstream_ca_file=settings["proxy.upstream_ca_file"])
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
-                           inspector=lambda: self.inspector.address, portal_url=settings.portal_url, resolve=resolve)
+                           inspector=lambda: self.inspector.address, portal_url=settings.portal_url, resolve=resolve,
+                           quota=self.quota, clock=self._now)
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
         self._stamp: tuple[tuple[str, float], ...] = ()
 
     def _snapshot(self):  # type: ignore[no-untyped-def]
         return self._kernel.policies.snapshot
+
+    def _now(self) -> datetime:
+        return self.clock()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         if not await asyncio.to_thread(self._kernel.policies.load):
@@ -80,6 +92,9 @@ class Gateway:
 
     async def _on_event(self, event: ControlEvent) -> None:
         if isinstance(event, PolicyChanged):
+            await self._reload()
+        elif isinstance(event, GrantChanged):
+            self.quota.forget(event.inmate)
             await self._reload()
         elif isinstance(event, InmateSuspended | InmateResumed | TerminalDisabled | Lockdown | LockdownLifted):
             cut = await self.front.recheck()
@@ -139,6 +154,10 @@ class Gateway:
         loaded = await asyncio.to_thread(holder.load)
         if loaded and holder.snapshot.version == before.version:
             return
+        if loaded:
+            cut = await self.front.review_tunnels(policy_changed=True)
+            if cut:
+                log.info("policy %s closed %d open tunnels it no longer allows", holder.snapshot.version, cut)
         event = (AuditEvent(Tag.POLICY_CHANGED, "gateway", actor="policy", decision="allow",
                             reason=describe_change(before, holder.snapshot)) if loaded else
                  AuditEvent(Tag.POLICY_REJECTED, "gateway", actor="policy", decision="deny",
@@ -166,3 +185,7 @@ class Gateway:
             if stamp != self._stamp:
                 self._stamp = stamp
                 await self._reload()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

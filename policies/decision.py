@@ -48,6 +48,8 @@ class ReasonCode(enum.StrEnum):
     CONTROL_LOST = "control-lost"
     TERMINAL_OFF = "terminal-off"
     LOCKDOWN = "lockdown"
+    QUOTA_EXHAUSTED = "quota-exhausted"
+    QUOTA_UNAVAILABLE = "quota-unavailable"
     GATEWAY_ERROR = "gateway-error"
 
 

@@ -11,6 +11,7 @@ from types import MappingProxyType
 import yaml
 from publicsuffixlist import PublicSuffixList
 
+from policies.budgets import Budgets, Profile, minutes
 from policies.hosts import HostError, canonical_host, is_ip_literal
 from policies.hours import OpeningHours
 from policies.paths import canonical_path
@@ -114,6 +115,9 @@ class ParseResult:
     hours: OpeningHours = field(default_factory=OpeningHours)
     hours_lines: dict[str, int] = field(default_factory=dict)
     """Where each kind's hours were given (file line), to name both places when two files give them."""
+    budgets: Budgets = field(default_factory=Budgets)
+    budgets_lines: dict[str, int] = field(default_factory=dict)
+    """Where each budget profile was given (`default`, `group school`, `inmate A1`), for the same reason."""
 
 
 def _line(node: yaml.Node) -> int:
@@ -201,7 +205,7 @@ def _rule(node: yaml.Node, source: str) -> Rule:
     valid_until = _moment(fields["valid_until"]) if "valid_until" in fields else None
     if valid_from and valid_until and valid_until <= valid_from:
         raise _Located(fields["valid_until"], "valid_until must be after valid_from")
-    quota = str(fields["quota"].value) if "quota" in fields else "general"
+    quota = _category(fields["quota"]) if "quota" in fields else "general"
     description = str(fields["description"].value) if "description" in fields else ""
     return Rule(rule_id, effect, tuple(hosts), mode, methods, description, source, paths, ports, websocket,
                 groups, inmates, terminals, tuple(windows), valid_from, valid_until, quota, _line(node), courses,
@@ -278,6 +282,55 @@ def _hours(hours_node: yaml.Node | None, closed_node: yaml.Node | None) -> tuple
     return OpeningHours(MappingProxyType(kinds), frozenset(closed)), lines
 
 
+def _category(node: yaml.Node) -> str:
+    text = str(node.value).strip().lower() if isinstance(node, yaml.ScalarNode) else ""
+    if not NAME.match(text) or "/" in text:
+        raise _Located(node, f"quota category {text!r} must be a name of letters, digits, '.', '_' or '-'")
+    return text
+
+
+def _profile(node: yaml.Node, what: str) -> Profile:
+    if not isinstance(node, yaml.MappingNode):
+        raise _Located(node, f"{what} maps quota categories to minutes a day, e.g. {{general: 60, jobs: unlimited}}")
+    profile: dict[str, int | None] = {}
+    for key_node, value_node in node.value:
+        category = _category(key_node)
+        if category in profile:
+            raise _Located(key_node, f"{what}: category {category!r} is given twice")
+        try:
+            profile[category] = minutes(str(value_node.value) if isinstance(value_node, yaml.ScalarNode) else "")
+        except ValueError as exc:
+            raise _Located(value_node, f"{what}.{category}: {exc}") from None
+    return MappingProxyType(profile)
+
+
+def _budgets(node: yaml.Node) -> tuple[Budgets, dict[str, int]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _Located(node, "quotas has default, groups and inmates, e.g. default: {general: 60}")
+    default: Profile = MappingProxyType({})
+    named: dict[str, dict[str, Profile]] = {"groups": {}, "inmates": {}}
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key == "default":
+            default, lines["default"] = _profile(value_node, "quotas.default"), _line(key_node)
+        elif key in named:
+            if not isinstance(value_node, yaml.MappingNode):
+                raise _Located(value_node, f"quotas.{key} maps a name to its budgets, e.g. school: {{general: 90}}")
+            for name_node, profile_node in value_node.value:
+                name = str(name_node.value)
+                if not NAME.match(name):
+                    raise _Located(name_node, f"quotas.{key}: {name!r} is not a valid name")
+                name = name.lower() if key == "groups" else name.upper()
+                if name in named[key]:
+                    raise _Located(name_node, f"quotas.{key}: {name} is given twice")
+                named[key][name] = _profile(profile_node, f"quotas.{key}.{name}")
+                lines[f"{key[:-1]} {name}"] = _line(name_node)
+        else:
+            raise _Located(key_node, f"quotas: unknown key {key!r} (known: default, groups, inmates)")
+    return Budgets(default, MappingProxyType(named["groups"]), MappingProxyType(named["inmates"])), lines
+
+
 def parse_policy(text: str, source: str) -> ParseResult:
     """Every rule that parses and every error, each error with its line, so one run reports them all."""
     result = ParseResult()
@@ -293,7 +346,7 @@ def parse_policy(text: str, source: str) -> ParseResult:
     if not isinstance(root, yaml.MappingNode):
         result.errors.append(PolicyError(source, _line(root), "a policy file is a mapping with a rules list"))
         return result
-    rules_node = hours_node = closed_node = None
+    rules_node = hours_node = closed_node = quotas_node = None
     for key_node, value_node in root.value:
         if key_node.value == "rules":
             rules_node = value_node
@@ -301,16 +354,23 @@ def parse_policy(text: str, source: str) -> ParseResult:
             hours_node = value_node
         elif key_node.value == "closed":
             closed_node = value_node
+        elif key_node.value == "quotas":
+            quotas_node = value_node
         else:
             result.errors.append(PolicyError(source, _line(key_node), f"unknown top-level key {key_node.value!r}"
-                                             " (a policy file has rules, hours and closed)"))
+                                             " (a policy file has rules, hours, closed and quotas)"))
+    if quotas_node is not None:
+        try:
+            result.budgets, result.budgets_lines = _budgets(quotas_node)
+        except _Located as exc:
+            result.errors.append(PolicyError(source, _line(exc.node), str(exc)))
     if hours_node is not None or closed_node is not None:
         try:
             result.hours, result.hours_lines = _hours(hours_node, closed_node)
         except _Located as exc:
             result.errors.append(PolicyError(source, _line(exc.node), str(exc)))
     if rules_node is None:
-        if not result.errors and hours_node is None and closed_node is None:
+        if not result.errors and hours_node is None and closed_node is None and quotas_node is None:
             result.errors.append(PolicyError(source, _line(root), "no rules list"))
         return result
     if not isinstance(rules_node, yaml.SequenceNode):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from policies.budgets import Budgets
 from policies.hours import OpeningHours
 from policies.rules import Rule
 
@@ -22,6 +23,7 @@ class Snapshot:
     version: str = ""
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     hours: OpeningHours = field(default_factory=OpeningHours)
+    budgets: Budgets = field(default_factory=Budgets)
     _memo: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def local(self, now: datetime) -> datetime:
@@ -31,7 +33,7 @@ class Snapshot:
 
     @classmethod
     def build(cls, rules: Iterable[Rule], version: str = "", timezone: ZoneInfo | None = None,
-              hours: OpeningHours | None = None) -> Snapshot:
+              hours: OpeningHours | None = None, budgets: Budgets | None = None) -> Snapshot:
         exact: dict[str, list[Rule]] = {}
         below: dict[str, list[Rule]] = {}
         ordered = tuple(rules)
@@ -48,6 +50,7 @@ class Snapshot:
             version,
             timezone or ZoneInfo("UTC"),
             hours=hours or OpeningHours(),
+            budgets=budgets or Budgets(),
         )
 
     def matching(self, host: str) -> tuple[Rule, ...]:

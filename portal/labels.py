@@ -9,6 +9,9 @@ ROLE_LABELS = {"education": N_("Education"), "security": N_("Security"), "superv
                "admin": N_("Administrator")}
 # Translators: the kind of terminal, shown in brackets after its name on the inmate's home page: "cell-a1 (cell)".
 KIND_LABELS = {"cell": N_("cell"), "classroom": N_("classroom"), "library": N_("library"), "booth": N_("booth")}
+# Translators: a quota category of sites on the inmate's home page ("general: 35 of 60 minutes left").
+CATEGORY_LABELS = {"general": N_("General"), "jobs": N_("Jobs"), "learning": N_("Learning"),
+                   "housing": N_("Housing"), "admin": N_("Administration")}
 STATUS_LABELS = {"active": N_("Active"), "suspended": N_("Suspended"), "released": N_("Released")}
 
 

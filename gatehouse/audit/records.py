@@ -16,6 +16,7 @@ class Tag(enum.StrEnum):
     GATEWAY_REQUEST_ALLOWED = "gateway:request:allowed"
     GATEWAY_REQUEST_DENIED = "gateway:request:denied"
     GATEWAY_TUNNEL_CLOSED = "gateway:tunnel:closed"
+    GATEWAY_TUNNEL_CUT = "gateway:tunnel:cut"
     GATEWAY_RESPONSE_DONE = "gateway:response:done"
     GATEWAY_ERROR = "gateway:error:refused"
     GATEWAY_CONTROL_LOST = "gateway:control:lost"

@@ -43,6 +43,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     p = commands.add_parser("run", parents=[common], help="run the portal and the gateway in one process")
     add_run_options(p)
+    p.add_argument("--only", choices=["gateway", "portal"],
+                   help="run one plane alone (several gateway nodes, or portals apart from them; needs redis.url)")
     p.set_defaults(handler=cmd_run)
 
     p = commands.add_parser("demo", parents=[common],
@@ -156,7 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gatehouse.cli.serve import serve
 
     settings = apply_run_options(load_settings(args.data_dir), args)
-    return serve(settings)
+    if args.only and not settings["redis.url"]:
+        raise InvalidInput(f"--only {args.only}: the planes of separate processes meet through Redis; set redis.url "
+                           "(or GATEHOUSE_REDIS_URL), or run both planes in one process without --only")
+    return serve(settings, only=args.only or "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

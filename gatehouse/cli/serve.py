@@ -22,19 +22,25 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Running:
     kernel: Kernel
-    gateway: Gateway
-    portal: tuple[str, int]
-    proxy: tuple[str, int]
+    gateway: Gateway | None
+    portal: tuple[str, int] | None
+    proxy: tuple[str, int] | None
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Running]:
-    """Both planes up on the configured addresses (port 0 picks a free one); all closed on exit."""
+async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
+    """Both planes (or `only` one: "gateway" or "portal") up on the configured addresses (port 0 picks a free
+    one); all closed on exit."""
     kernel = Kernel.open(settings)
     await kernel.start()
     runner: web.AppRunner | None = None
     gateway: Gateway | None = None
     try:
+        if only == "gateway":
+            gateway = Gateway(kernel)
+            proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
+            yield Running(kernel, gateway, None, proxy)
+            return
         runner = web.AppRunner(create_app(kernel), access_log=None, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, settings["portal.host"], settings["portal.port"], reuse_address=True)
@@ -44,6 +50,9 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         portal = sockets[0].getsockname()[:2] if sockets else (settings["portal.host"], settings["portal.port"])
         if not settings["portal.public_url"]:
             kernel.settings = settings.replace(portal__public_url=f"http://{portal[0]}:{portal[1]}")
+        if only == "portal":
+            yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)
+            return
         gateway = Gateway(kernel)
         proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
         yield Running(kernel, gateway, (str(portal[0]), int(portal[1])), proxy)
@@ -55,14 +64,16 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         await kernel.close()
 
 
-async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None) -> None:
+async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings) as up:
-        print(f"portal:  http://{up.portal[0]}:{up.portal[1]}/", flush=True)
-        print(f"gateway: {up.proxy[0]}:{up.proxy[1]} (set as the terminals' HTTP and HTTPS proxy)", flush=True)
+    async with running(settings, only) as up:
+        if up.portal is not None:
+            print(f"portal:  http://{up.portal[0]}:{up.portal[1]}/", flush=True)
+        if up.proxy is not None:
+            print(f"gateway: {up.proxy[0]}:{up.proxy[1]} (set as the terminals' HTTP and HTTPS proxy)", flush=True)
         if ready is not None:
             ready.set_result(up)
         await stop.wait()
@@ -77,10 +88,10 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, only: str = "") -> int:
     use_uvloop()
     try:
-        asyncio.run(_main(settings))
+        asyncio.run(_main(settings, only=only))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

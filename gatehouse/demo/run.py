@@ -100,6 +100,7 @@ async def _demo(data_dir: Path, args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with running(settings) as up:
+            assert up.portal is not None and up.proxy is not None  # both planes run in the demo
             _print_welcome(settings, up.portal, up.proxy)
             await stop.wait()
             print("stopping the demo...", flush=True)

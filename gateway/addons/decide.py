@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urljoin
 
 from mitmproxy import http
@@ -20,7 +20,8 @@ from gateway.addons.handoff import METADATA_KEY, REFUSED_KEY
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
 from gateway.identity import ControlUnavailable, IdentityResolver
-from policies.decision import Decision, ReasonCode, RequestFacts, decide_request, decide_url, deny
+from gateway.metering import QuotaGate
+from policies.decision import Decision, Reason, ReasonCode, RequestFacts, Verdict, decide_request, decide_url, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot
 
@@ -31,11 +32,13 @@ ACTOR_KEY = "gatehouse.actor"
 
 class RequestDecider:
     def __init__(self, *, policy: Callable[[], Snapshot], identity: IdentityResolver, audit: AuditSink,
-                 portal_url: str) -> None:
+                 portal_url: str, quota: QuotaGate, clock: Callable[[], datetime]) -> None:
         self._policy = policy
         self._identity = identity
         self._audit = audit
         self._portal_url = portal_url
+        self._quota = quota
+        self._clock = clock
 
     async def _decide(self, flow: http.HTTPFlow, handoff: Handoff) -> tuple[Decision, str]:
         """The decision and the inmate it was made for (the live session's, not a stale one)."""
@@ -51,7 +54,7 @@ class RequestDecider:
             return deny(ReasonCode.BAD_HOST, refused), session.inmate_number
         if handoff.host:  # inside a CONNECT tunnel: the front decided the tunnel for one session and host
             if handoff.verdict != "allow":
-                return deny(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule), handoff.inmate
+                return _refused(handoff), handoff.inmate
             if session.token != handoff.session:
                 return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended"), ""
             try:
@@ -64,7 +67,10 @@ class RequestDecider:
             host = handoff.host
         facts = RequestFacts(request.method, host, handoff.port if handoff.host else request.port, request.path,
                              websocket=request.headers.get("upgrade", "").lower() == "websocket")
-        decision = decide_request(facts, session.subject, self._policy(), now=datetime.now(UTC))
+        now = self._clock()
+        decision = decide_request(facts, session.subject, self._policy(), now=now)
+        if decision.allowed:
+            decision = await self._quota.spend(session.subject, decision.quota, now) or decision
         return decision, session.inmate_number
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -96,6 +102,7 @@ class RequestDecider:
             page = BlockPage(flow.request.pretty_url, _shown(decision), self._portal_url, handoff.language,
                              needs_login=decision.reasons[0].code in (ReasonCode.NO_SESSION,),
                              closed=decision.reasons[0].code is ReasonCode.TERMINAL_CLOSED,
+                             used_up=decision.reasons[0].code is ReasonCode.QUOTA_EXHAUSTED,
                              opens_at=decision.opens_at)
             flow.response = http.Response.make(403, page.render(), HEADERS)
 
@@ -125,7 +132,7 @@ class RequestDecider:
             scheme, facts = parse_url(target, "GET")
         except InvalidInput:
             return deny(ReasonCode.BAD_HOST, f"{flow.request.pretty_host} redirects to something not a web page")
-        decision = decide_url(scheme, facts, identity.session.subject, self._policy(), now=datetime.now(UTC)).final
+        decision = decide_url(scheme, facts, identity.session.subject, self._policy(), now=self._clock()).final
         if decision.allowed:
             return None
         reason = decision.reasons[0]
@@ -161,6 +168,12 @@ class RequestDecider:
             await self._audit.write(self._event(flow, handoff, Tag.GATEWAY_ERROR, "error", flow.error.msg, 502))
         except AuditUnavailable:
             log.error("inspector: error record lost for %s", flow.request.pretty_url)
+
+
+def _refused(handoff: Handoff) -> Decision:
+    """The front's refusal of the tunnel, as it was decided (with when it lifts, for the block page)."""
+    reason = Reason(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule)
+    return Decision(Verdict.DENY, (reason,), opens_at=datetime.fromisoformat(handoff.opens) if handoff.opens else None)
 
 
 def _shown(decision: Decision) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gatehouse.audit import AuditEvent, Tag
@@ -12,6 +13,7 @@ from gatehouse.bus import BusUnavailable, ControlEvent, SessionEnded, SessionSta
 from gatehouse.db.engine import utcnow
 from gatehouse.inmates import set_language
 from gatehouse.kernel import Kernel
+from gatehouse.quota import QuotaUnavailable, local_minute
 from gatehouse.sessions import ActiveSession, EndReason, LoginRefused, end_session, login, resolve
 from portal import i18n, throttle
 from portal.i18n import _, ngettext
@@ -97,6 +99,33 @@ def opening(kernel: Kernel, kind: str, today: date) -> tuple[list[str] | None, l
     weekly = None if windows is None else [i18n.format_weekly(w.days, w.start, w.end) for w in windows]
     soon = sorted(d for d in hours.closed if today <= d < today + timedelta(days=28))
     return weekly, [i18n.format_day(d) for d in soon]
+
+
+@dataclass(frozen=True, slots=True)
+class Minutes:
+    category: str
+    used: int
+    budget: int | None
+    """None: unlimited."""
+
+    @property
+    def left(self) -> int | None:
+        return None if self.budget is None else max(self.budget - self.used, 0)
+
+
+async def minutes_today(kernel: Kernel, active: ActiveSession, now: datetime) -> list[Minutes] | None:
+    """Minutes used and left today in each category that has a budget or was used; None if the quota store does
+    not answer (the gateway refuses metered traffic meanwhile)."""
+    policy = kernel.policies.snapshot
+    who = active.subject
+    budgeted = policy.budgets.categories(who.inmate, who.groups)
+    candidates = sorted(budgeted | {rule.quota for rule in policy.rules})
+    try:
+        used = await kernel.quota.usage_many(who.inmate, candidates, local_minute(now, policy.timezone).day)
+    except QuotaUnavailable:
+        return None
+    return [Minutes(c, used[c], policy.budgets.budget(who.inmate, who.groups, c)) for c in candidates
+            if c in budgeted or used[c]]
 
 
 async def current(kernel: Kernel, address: str, token: str | None) -> ActiveSession | None:

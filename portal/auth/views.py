@@ -15,7 +15,7 @@ from portal.access import INMATE_COOKIE, LANGUAGE_COOKIE, client_address, inmate
 from portal.auth import services
 from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
-from portal.labels import KIND_LABELS, label
+from portal.labels import CATEGORY_LABELS, KIND_LABELS, label
 from portal.layout import facility_zone, render, safe_next
 from portal.security import rotate_csrf, set_cookie
 from portal.throttle import LoginUnavailable, Throttled
@@ -71,10 +71,13 @@ async def login_submit(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     active = request[VIEWER].inmate
     kind = active.terminal_kind if active is not None else ""
-    today = datetime.now(UTC).astimezone(facility_zone(request)).date()
+    now = datetime.now(UTC)
+    today = now.astimezone(facility_zone(request)).date()
     weekly, closed = services.opening(request.app[KERNEL], kind, today)
+    spent = await services.minutes_today(request.app[KERNEL], active, now) if active is not None else []
+    minutes = None if spent is None else [(label(CATEGORY_LABELS, m.category), m) for m in spent]
     return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind),
-                                              "weekly": weekly, "closed_days": closed})
+                                              "weekly": weekly, "closed_days": closed, "minutes": minutes})
 
 
 @routes.post("/logout", name="logout")
