@@ -34,6 +34,17 @@ def policy_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+def files_stamp(folder: Path) -> tuple[tuple[str, float], ...]:
+    """What a reload would read, by name and modification time: a different stamp means a file changed."""
+    stamp = []
+    for path in policy_files(folder):
+        try:
+            stamp.append((str(path), path.stat().st_mtime))
+        except OSError:
+            continue
+    return tuple(stamp)
+
+
 def check_files(paths: Iterable[Path]) -> ParseResult:
     """Parse every file; rule ids must be unique across all of them."""
     result = ParseResult()

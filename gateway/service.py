@@ -25,7 +25,7 @@ from gatehouse.bus import (
 from gatehouse.control import events_after, last_event_id
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
-from gatehouse.policy_store import describe_change, policy_files
+from gatehouse.policy_store import describe_change, files_stamp
 from gatehouse.settings import resolve_table
 from gateway.front import Front
 from gateway.identity import IdentityResolver
@@ -169,13 +169,7 @@ class Gateway:
                 log.error("policy change not recorded (%s): %s", exc, event.reason)
 
     def _files_stamp(self) -> tuple[tuple[str, float], ...]:
-        stamp = []
-        for path in policy_files(self._kernel.policies.folder):
-            try:
-                stamp.append((str(path), path.stat().st_mtime))
-            except OSError:
-                continue
-        return tuple(stamp)
+        return files_stamp(self._kernel.policies.folder)
 
     async def _watch_policy(self) -> None:
         """Reload when a policy file changes; a broken file is reported and the snapshot in force stays."""

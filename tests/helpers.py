@@ -141,6 +141,32 @@ async def curl(platform: Platform, url: str, *, interface: str = CELL, method: s
     return CurlResult(int(code or 0), body, proc.returncode or 0)
 
 
+async def tls_tunnel(via: Any, host: str, address: str = CELL) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A CONNECT tunnel through the gateway `via` (its `proxy`; `origin.ca_file` is trusted) with TLS to `host`
+    inside it, as a browser holds one open."""
+    proxy_host, port = via.proxy.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(proxy_host, int(port), local_addr=(address, 0))
+    writer.write(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert b" 200 " in head.split(b"\r\n", 1)[0], head
+    await writer.start_tls(ssl.create_default_context(cafile=str(via.origin.ca_file)), server_hostname=host)
+    return reader, writer
+
+
+async def get_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> bytes:
+    """One keep-alive request over an open tunnel: the body, or b"" when the tunnel was closed."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    try:
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+        return b""
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    return await reader.readexactly(length)
+
+
 STAFF_PASSWORD = "correct horse battery staple"
 
 

@@ -16,7 +16,17 @@ import pytest
 
 from gatehouse.quota import local_minute
 from tests.conftest import POLICY, Origin, platform_settings
-from tests.helpers import CELL, INMATE, OTHER_INMATE, OTHER_PIN, Platform, curl, eventually_records
+from tests.helpers import (
+    CELL,
+    INMATE,
+    OTHER_INMATE,
+    OTHER_PIN,
+    Platform,
+    curl,
+    eventually_records,
+    get_over,
+    tls_tunnel,
+)
 
 QUOTAS = """
 quotas:
@@ -115,30 +125,6 @@ async def test_a_group_profile_is_more_generous_and_an_inmate_override_wins(mete
     assert refused.status == 403 and "the 3 minutes of general" in refused.body
 
 
-async def _tls_tunnel(platform: Platform, host: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    proxy_host, port = platform.proxy.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(proxy_host, int(port), local_addr=(CELL, 0))
-    writer.write(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    assert b" 200 " in head.split(b"\r\n", 1)[0], head
-    context = ssl.create_default_context(cafile=str(platform.origin.ca_file))
-    await writer.start_tls(context, server_hostname=host)
-    return reader, writer
-
-
-async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> bytes:
-    """One keep-alive request over an open tunnel; b"" when the tunnel was closed."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    try:
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-        return b""
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-    return await reader.readexactly(length)
-
-
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
     started = time.monotonic()
     try:
@@ -155,13 +141,13 @@ async def test_an_open_tunnel_is_metered_while_bytes_flow_and_closed_when_the_bu
     gateway = metered.up.gateway
     async with metered.client(CELL) as browser:
         await metered.login(browser)
-        reader, writer = await _tls_tunnel(metered, "passthrough.test")  # spends this minute: 2 of 2
-        assert (await _get(reader, writer, "passthrough.test", "/first")).startswith(b"origin passthrough.test GET")
-        idle, idle_writer = await _tls_tunnel(metered, "passthrough.test")
+        reader, writer = await tls_tunnel(metered, "passthrough.test")  # spends this minute: 2 of 2
+        assert (await get_over(reader, writer, "passthrough.test", "/first")).startswith(b"origin passthrough.test GET")
+        idle, idle_writer = await tls_tunnel(metered, "passthrough.test")
         await asyncio.sleep(1.3)  # a look at the tunnels counts the bytes so far in this minute
         later = datetime.now(UTC) + timedelta(seconds=61)
         gateway.clock = lambda: later  # the next minute: bytes through `reader` must spend it
-        assert await _get(reader, writer, "passthrough.test", "/next-minute") != b""
+        assert await get_over(reader, writer, "passthrough.test", "/next-minute") != b""
         await _closed_within(reader, 3.0)
         writer.close()
         assert not idle.at_eof(), "an idle tunnel spends nothing and stays open"
@@ -184,8 +170,8 @@ async def test_an_open_tunnel_closes_when_the_terminal_closes_or_the_policy_no_l
     gateway.clock = lambda: evening
     async with metered.client(CELL) as browser:
         await metered.login(browser)
-        reader, writer = await _tls_tunnel(metered, "passthrough.test")
-        assert await _get(reader, writer, "passthrough.test", "/evening") != b""
+        reader, writer = await tls_tunnel(metered, "passthrough.test")
+        assert await get_over(reader, writer, "passthrough.test", "/evening") != b""
         await asyncio.sleep(1.3)
         closing = evening + timedelta(seconds=45)
         gateway.clock = lambda: closing
@@ -196,7 +182,7 @@ async def test_an_open_tunnel_closes_when_the_terminal_closes_or_the_policy_no_l
         assert "It opens again on" in refused.body
 
         gateway.clock = lambda: evening
-        reader, writer = await _tls_tunnel(metered, "passthrough.test")
+        reader, writer = await tls_tunnel(metered, "passthrough.test")
         policy = metered.settings.policy_dir / "test.yaml"
         policy.write_text(POLICY.replace("    mode: passthrough\n", "") + QUOTAS, encoding="utf-8")
         assert await _closed_within(reader, 4.0) < 4.0  # the file watch reloads within 2 s, then it is cut

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gatehouse.kernel import Kernel
+from gatehouse.policy_store import files_stamp
 from gatehouse.settings import Settings
-from gateway.service import Gateway
+from gateway.service import POLICY_POLL_S, Gateway
 from portal.app import create_app
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
         if not settings["portal.public_url"]:
             kernel.settings = settings.replace(portal__public_url=f"http://{portal[0]}:{portal[1]}")
         if only == "portal":
-            yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)
+            following = asyncio.create_task(_follow_policy(kernel), name="policy-follow")
+            try:
+                yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)
+            finally:
+                following.cancel()
             return
         gateway = Gateway(kernel)
         proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
@@ -62,6 +67,17 @@ async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
         if runner is not None:
             await runner.cleanup()
         await kernel.close()
+
+
+async def _follow_policy(kernel: Kernel) -> None:
+    """A portal without a gateway beside it keeps the policy current itself (budgets and hours on the inmate's
+    home page): read at start, again when a file changes; the gateway nodes record the changes."""
+    stamp: tuple[tuple[str, float], ...] = ()
+    while True:
+        if (now := files_stamp(kernel.policies.folder)) != stamp:
+            stamp = now
+            await asyncio.to_thread(kernel.policies.load)
+        await asyncio.sleep(POLICY_POLL_S)
 
 
 async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "") -> None:
