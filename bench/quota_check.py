@@ -1,5 +1,6 @@
 """Cost of the quota check-and-mark every metered request makes: in process, and in Redis from one client and
-from 50 concurrent tasks, with the Redis round trips each check takes.
+from 50 concurrent tasks, with the Redis round trips each check takes; and what the gateway pays per request,
+where a node asks the store once per inmate, category and minute and answers the rest of that minute itself.
 
 Run: python bench/quota_check.py [--redis URL] [--checks N] [--rounds R]
 Without --redis it starts its own redis-server on a free port (nothing else talks to it, so the command counts
@@ -27,11 +28,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 
 from redis.asyncio import Redis
 
 from gatehouse.quota import InProcessQuotaStore, QuotaStore, RedisQuotaStore
+from gateway.metering import QuotaGate
+from policies.budgets import Budgets
+from policies.decision import Subject
+from policies.snapshot import Snapshot
 
 DAY = date(2026, 11, 23)
 BUDGETS = {"general": 60, "jobs": 120, "learning": None}
@@ -62,6 +68,25 @@ async def timed(store: QuotaStore, day: date, checks: list[Check], outcomes: Cou
         samples.append(time.perf_counter_ns() - t0)
         outcomes["already" if mark.already_marked else "new" if mark.allowed else "refused"] += 1
     return samples
+
+
+async def timed_gate(gate: QuotaGate, day: date, checks: list[Check], outcomes: Counter[str]) -> list[int]:
+    """The same requests through the gateway's gate: its minute is the simulated one, on `day` (UTC facility)."""
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    subjects = {f"A{n}": Subject(f"A{n}", frozenset(), "cell-1", "cell", "s") for n in range(INMATES)}
+    samples = []
+    for inmate, category, minute in checks:
+        t0 = time.perf_counter_ns()
+        refusal = await gate.spend(subjects[inmate], category, start + timedelta(minutes=minute))
+        samples.append(time.perf_counter_ns() - t0)
+        outcomes["refused" if refusal else "allowed"] += 1
+    return samples
+
+
+async def run_gate(gate: QuotaGate, day: date, checks: list[Check], outcomes: Counter[str]) -> tuple[float, list[int]]:
+    start = time.perf_counter()
+    samples = await timed_gate(gate, day, checks, outcomes)
+    return len(checks) / (time.perf_counter() - start), samples
 
 
 async def run(store: QuotaStore, day: date, checks: list[Check], tasks: int,
@@ -127,10 +152,14 @@ async def bench(url: str, checks: int, rounds: int) -> None:
     redis_store = RedisQuotaStore.from_url(url, prefix=prefix)
     admin = Redis.from_url(url)
     probe = Redis.from_url(url)
+    budgets = Budgets(MappingProxyType(dict(BUDGETS)))
+    policy = Snapshot.build((), version="bench", budgets=budgets)
+    gate = QuotaGate(redis_store, lambda: policy)
     kinds: dict[str, Callable[[list[Check], Counter[str]], Awaitable[tuple[float, list[int]]]]] = {
         "in-process": lambda c, o: run(inproc, DAY, c, 1, o),
         "redis, 1 client": lambda c, o: run(redis_store, DAY, c, 1, o),
         f"redis, {TASKS} tasks": lambda c, o: run(redis_store, DAY + timedelta(days=1), c, TASKS, o),
+        "gateway request, redis": lambda c, o: run_gate(gate, DAY + timedelta(days=2), c, o),
     }
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     latencies: dict[str, list[int]] = {k: [] for k in kinds}
@@ -168,13 +197,21 @@ async def bench(url: str, checks: int, rounds: int) -> None:
     print(f"{'redis PING, 1 client':<28} {'':>12} {ping:>8.1f} {percentile(ping_samples, 0.99):>8.1f} {1:>10.2f}")
     for kind, mix in outcomes.items():
         total = sum(mix.values())
+        if kind.startswith("gateway"):
+            print(f"mix, {kind}: {mix['refused'] / total:.1%} refused")
+            continue
         print(f"mix, {kind}: {mix['already'] / total:.1%} minute already spent, {mix['new'] / total:.1%} new "
               f"minute, {mix['refused'] / total:.1%} refused")
     counted = after - before
-    sent = counted["evalsha"] + counted["eval"] + counted["script|load"]
-    inner = ", ".join(f"{name.upper()} {counted[name] / redis_checks:.2f}" for name in SCRIPT_INNER)
-    print(f"Redis round trips per check: {sent / redis_checks:.3f} (EVALSHA {counted['evalsha']:,} for "
+    sent = counted["evalsha"] + counted["eval"] + counted["script|load"] - gate.asked
+    scripts = redis_checks + gate.asked  # the gateway's calls run the same script
+    inner = ", ".join(f"{name.upper()} {counted[name] / scripts:.2f}" for name in SCRIPT_INNER)
+    print(f"Redis round trips per check: {sent / redis_checks:.3f} (EVALSHA {counted['evalsha'] - gate.asked:,} for "
           f"{redis_checks:,} checks); inside the script per check: {inner}")
+    requests = sum(outcomes["gateway request, redis"].values())
+    print(f"Redis round trips per gateway request: {gate.asked / requests:.3f} ({gate.asked:,} store calls for "
+          f"{requests:,} requests); a request costs {percentile(latencies['gateway request, redis'], 0.5) / ping:.2f} "
+          f"PINGs at p50")
     print(f"{rounds} alternating rounds of {checks:,} checks per kind; {INMATES} inmates, {PER_MINUTE:,} requests per "
           f"simulated minute; event loop: {type(asyncio.get_running_loop()).__module__}")
 

@@ -66,6 +66,9 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
     """Portal and gateway as `gatehouse run` starts them, for the whole module."""
     data_dir = tmp_path_factory.mktemp("portal") / "data"
     settings = initialise(data_dir, {"portal.port": 0, "proxy.port": 0}, quiet=True)
+    # Budgets, so the inmate's home page carries its table of minutes for axe, the keyboard and zoom.
+    (settings.policy_dir / "quotas.yaml").write_text(
+        "quotas:\n  default: {general: 60, jobs: 120, learning: unlimited}\n", encoding="utf-8")
     populate(settings)
     # Many logins come from the one loopback address here; the limit itself is tested in test_portal.
     settings = settings.replace(login__attempts_per_address=1000)
@@ -242,6 +245,10 @@ async def test_inmate_logs_in_and_out_at_a_terminal(site: Platform, browser: Bro
         await expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, Jan Peeters")
         await expect(page.get_by_test_id("terminal")).to_have_text("cell-1 (cell)")
         assert await nav_links(page) == ["/home"]
+        minutes = page.get_by_test_id("minutes")
+        await expect(minutes.get_by_role("row")).to_have_count(4)  # the head and three categories
+        await expect(minutes.get_by_role("row", name="General")).to_contain_text("60 of 60 minutes")
+        await expect(minutes.get_by_role("row", name="Learning")).to_contain_text("no limit")
 
         await page.get_by_role("button", name="Log out").click()
         await page.wait_for_url(f"{site.portal}/login")

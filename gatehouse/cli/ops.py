@@ -28,6 +28,11 @@ rules: []
 #    allow: [www.khanacademy.org, "*.kastatic.org"]
 #  - id: no-mail
 #    deny: [mail.example.org]
+# Daily minutes per quota category (a rule's `quota`, default general); unnamed categories are unlimited.
+# quotas:
+#   default: {general: 60, jobs: 120, learning: unlimited}
+#   groups:
+#     school: {general: 90}
 """
 
 

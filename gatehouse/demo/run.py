@@ -38,12 +38,18 @@ rules:
   - id: demo-learning
     description: course platform
     allow: [learn.demo.test]
+    quota: learning
   - id: demo-reentry
     description: job and housing resources
     allow: [jobs.demo.test, housing.demo.test]
+    quota: jobs
   - id: demo-no-mail
     description: no contact with the outside by mail
     deny: [mail.demo.test]
+quotas:
+  default: {general: 60, jobs: 120, learning: unlimited}
+  groups:
+    jobs: {jobs: 180}
 """
 
 
