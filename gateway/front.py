@@ -81,8 +81,11 @@ class Front:
         self._server: asyncio.Server | None = None
         self._reviewing: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True, backlog=1024)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen; with `reuse_port` several worker processes share the port and the kernel spreads connections
+        over them (SO_REUSEPORT)."""
+        self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True, backlog=4096,
+                                                  reuse_port=reuse_port or None)
         self._reviewing = asyncio.create_task(self._review_forever(), name="tunnel-review")
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])

@@ -68,7 +68,7 @@ class Gateway:
     def _now(self) -> datetime:
         return self.clock()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         if not await asyncio.to_thread(self._kernel.policies.load):
             errors = "\n".join(str(e) for e in self._kernel.policies.errors)
             raise GatehouseError(f"policy has errors; the gateway does not start:\n{errors}")
@@ -77,7 +77,7 @@ class Gateway:
         self._kernel.bus.subscribe(self._on_event)
         self._kernel.bus.on_health(self._on_health)
         await self.inspector.start()
-        address = await self.front.start(host, port)
+        address = await self.front.start(host, port, reuse_port=reuse_port)
         self._watch = asyncio.create_task(self._watch_policy(), name="policy-watch")
         self._follow = asyncio.create_task(self._follow_control_events(), name="control-events")
         return address

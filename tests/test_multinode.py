@@ -123,12 +123,13 @@ async def facility(tmp_path: Path, origin: Origin, postgres_url: str) -> AsyncIt
         await facility_redis.wait()
 
 
-async def _login(facility: Facility, address: str, number: str, pin: str) -> aiohttp.ClientSession:
+async def login_at(portal: str, address: str, number: str, pin: str) -> aiohttp.ClientSession:
+    """A browser at terminal `address` logged in through the portal's page."""
     browser = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)),
                                     cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with browser.get(f"{facility.portal}/login") as page:
+    async with browser.get(f"{portal}/login") as page:
         token = csrf_from(await page.text())
-    async with browser.post(f"{facility.portal}/login", data={
+    async with browser.post(f"{portal}/login", data={
             "inmate_number": number, "pin": pin, "csrf_token": token}) as resp:
         assert resp.status == 200, await resp.text()
     return browser
@@ -164,7 +165,7 @@ async def _until_status(node: Node, url: str, address: str, status: int, timeout
 
 
 async def test_a_suspension_cuts_tunnels_on_both_nodes_and_a_lockdown_refuses_on_both(facility: Facility) -> None:
-    browser = await _login(facility, CLASSROOM, OTHER_INMATE, OTHER_PIN)
+    browser = await login_at(facility.portal, CLASSROOM, OTHER_INMATE, OTHER_PIN)
     try:
         for node in (facility.a, facility.b):
             await _until_status(node, "http://allowed.test/ready", CLASSROOM, 200, 10)
@@ -187,7 +188,7 @@ async def test_a_suspension_cuts_tunnels_on_both_nodes_and_a_lockdown_refuses_on
     finally:
         await browser.close()
 
-    browser = await _login(facility, CLASSROOM, OTHER_INMATE, OTHER_PIN)
+    browser = await login_at(facility.portal, CLASSROOM, OTHER_INMATE, OTHER_PIN)
     try:
         name = facility.settings["facility.name"]
         result = await asyncio.to_thread(gatehouse, facility.settings.data_dir, "lockdown", "--facility", name,
@@ -201,7 +202,7 @@ async def test_a_suspension_cuts_tunnels_on_both_nodes_and_a_lockdown_refuses_on
         assert result.returncode == 0, result.stderr
     finally:
         await browser.close()
-    browser = await _login(facility, CLASSROOM, OTHER_INMATE, OTHER_PIN)
+    browser = await login_at(facility.portal, CLASSROOM, OTHER_INMATE, OTHER_PIN)
     await browser.close()
     for node in (facility.a, facility.b):
         await _until_status(node, "http://allowed.test/lifted", CLASSROOM, 200, 2.0)
@@ -211,7 +212,7 @@ async def test_minutes_spent_through_one_node_count_on_the_other(facility: Facil
     second = datetime.now(UTC).second
     if second > 40:  # the first steps must fall in one minute
         await asyncio.sleep(61 - second)
-    browser = await _login(facility, CELL, INMATE, PIN)
+    browser = await login_at(facility.portal, CELL, INMATE, PIN)
     try:
         await _until_status(facility.a, "https://allowed.test/through-a", CELL, 200, 10)
         reader, writer = await tls_tunnel(facility.a, "passthrough.test", CELL)
@@ -238,7 +239,7 @@ async def test_minutes_spent_through_one_node_count_on_the_other(facility: Facil
 
 
 async def test_redis_stopped_refuses_traffic_on_both_nodes_and_they_recover(facility: Facility) -> None:
-    browser = await _login(facility, CLASSROOM, OTHER_INMATE, OTHER_PIN)
+    browser = await login_at(facility.portal, CLASSROOM, OTHER_INMATE, OTHER_PIN)
     try:
         for node in (facility.a, facility.b):
             await _until_status(node, "http://allowed.test/before", CLASSROOM, 200, 10)

@@ -50,6 +50,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     add_run_options(p)
     p.add_argument("--only", choices=["gateway", "portal"],
                    help="run one plane alone (several gateway nodes, or portals apart from them; needs redis.url)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="gateway processes sharing the proxy port (SO_REUSEPORT); more than 1 needs redis.url")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
 
     p = commands.add_parser("demo", parents=[common],
@@ -161,12 +164,21 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gatehouse.cli.serve import serve
+    from gatehouse.cli.workers import Workers
 
     settings = apply_run_options(load_settings(args.data_dir), args)
     if args.only and not settings["redis.url"]:
         raise InvalidInput(f"--only {args.only}: the planes of separate processes meet through Redis; set redis.url "
                            "(or GATEHOUSE_REDIS_URL), or run both planes in one process without --only")
-    return serve(settings, only=args.only or "")
+    if args.workers < 1:
+        raise InvalidInput(f"--workers {args.workers}: give 1 or more gateway processes")
+    if args.workers > 1 and not settings["redis.url"]:
+        raise InvalidInput(f"--workers {args.workers}: worker processes share minutes and the control bus through "
+                           "Redis; set redis.url (or GATEHOUSE_REDIS_URL), or run one process")
+    if args.workers > 1 and args.only == "portal":
+        raise InvalidInput("--workers counts gateway processes; --only portal runs none")
+    workers = Workers(args.workers, args.worker, tuple(args.resolve)) if args.workers > 1 or args.worker else None
+    return serve(settings, only=args.only or "", workers=workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gatehouse.cli.workers import Workers, start_workers, stop_with_parent, stop_workers
 from gatehouse.kernel import Kernel
 from gatehouse.policy_store import files_stamp
 from gatehouse.settings import Settings
@@ -29,9 +30,9 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
+async def running(settings: Settings, only: str = "", *, reuse_port: bool = False) -> AsyncIterator[Running]:
     """Both planes (or `only` one: "gateway" or "portal") up on the configured addresses (port 0 picks a free
-    one); all closed on exit."""
+    one); all closed on exit. `reuse_port`: the gateway shares its port with worker processes."""
     kernel = Kernel.open(settings)
     await kernel.start()
     runner: web.AppRunner | None = None
@@ -39,7 +40,7 @@ async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
     try:
         if only == "gateway":
             gateway = Gateway(kernel)
-            proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
+            proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"], reuse_port=reuse_port)
             yield Running(kernel, gateway, None, proxy)
             return
         runner = web.AppRunner(create_app(kernel), access_log=None, shutdown_timeout=5)
@@ -59,7 +60,7 @@ async def running(settings: Settings, only: str = "") -> AsyncIterator[Running]:
                 following.cancel()
             return
         gateway = Gateway(kernel)
-        proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"])
+        proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"], reuse_port=reuse_port)
         yield Running(kernel, gateway, (str(portal[0]), int(portal[1])), proxy)
     finally:
         if gateway is not None:
@@ -80,20 +81,29 @@ async def _follow_policy(kernel: Kernel) -> None:
         await asyncio.sleep(POLICY_POLL_S)
 
 
-async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "") -> None:
+async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "",
+                workers: Workers | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(settings, only) as up:
+    if workers is not None and workers.child:
+        stop_with_parent(stop)
+    spawning = workers is not None and workers.count > 1
+    async with running(settings, only, reuse_port=workers is not None) as up:
         if up.portal is not None:
             print(f"portal:  http://{up.portal[0]}:{up.portal[1]}/", flush=True)
         if up.proxy is not None:
             print(f"gateway: {up.proxy[0]}:{up.proxy[1]} (set as the terminals' HTTP and HTTPS proxy)", flush=True)
+        children = await start_workers(up.kernel.settings, up.proxy, workers) if spawning and workers and up.proxy \
+            else []
         if ready is not None:
             ready.set_result(up)
-        await stop.wait()
-        print("stopping...", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            print("stopping...", flush=True)
+            await stop_workers(children)
 
 
 def use_uvloop() -> None:
@@ -104,10 +114,10 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(settings: Settings, only: str = "") -> int:
+def serve(settings: Settings, only: str = "", workers: Workers | None = None) -> int:
     use_uvloop()
     try:
-        asyncio.run(_main(settings, only=only))
+        asyncio.run(_main(settings, only=only, workers=workers))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
