@@ -57,7 +57,8 @@ def free_port() -> int:
 
 
 async def start_node(data_dir: Path, name: str) -> tuple[asyncio.subprocess.Process, tuple[str, int]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {"GATEHOUSE_AUDIT_NODE": name}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {
+        "GATEHOUSE_AUDIT_NODE": name, "GATEHOUSE_PORTAL_PUBLIC_URL": "http://127.0.0.1:8080"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gatehouse.cli", "run", "--only", "gateway", "--data-dir", str(data_dir),
         "--proxy-port", str(free_port()), "--resolve", f"passthrough.test:443=127.0.0.1:{free_port()}",

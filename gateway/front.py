@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -134,6 +134,7 @@ class Front:
         cut = 0
         for client in list(self._clients.get(address, ())):
             if only(client):
+                self._admitted.pop(client.writer, None)
                 client.writer.close()
                 if client.task:
                     client.task.cancel()
@@ -154,36 +155,79 @@ class Front:
     async def review_tunnels(self, *, policy_changed: bool = False) -> int:
         """Meter open tunnels and close those that may not go on; how many were closed.
 
-        A tunnel through which bytes moved since the last look spends the current minute of its category; when
-        the budget is used up (or the quota store does not answer) it is closed. At each new minute, and at once
-        after a policy change, it is decided again: a window or the terminal's hours ending, or a rule removed
-        or turned from passthrough to inspect, closes it. The inmate's next page says why."""
+        A tunnel through which bytes moved since the last look spends the minute those bytes moved in (a
+        passthrough tunnel in the category of its rule, an inspected one in that of its last request); when the
+        budget is used up, or the quota store does not answer, it is closed. At each new minute, and at once after
+        a policy change, it is decided again for the session now at its terminal: the session ended, a window or
+        the terminal's hours ending, a rule removed or turned from passthrough to inspect, each closes it. The
+        inmate's next page says why. A tunnel that cannot be looked at is closed (fail closed)."""
         now = self._clock()
         policy = self._policy()
         minute = local_minute(now, policy.timezone)
         here = (minute.day, minute.index)
+        identities: dict[str, Identity | Decision] = {}
         cut = 0
         for client in [c for clients in self._clients.values() for c in clients]:
             tunnel = self._admitted.get(client.writer)
             if tunnel is None:
                 continue
-            refusal: Decision | None = None
-            if policy_changed or tunnel.minute != here:
-                tunnel.minute = here
-                decision = decide_connect(tunnel.facts, tunnel.subject, policy, now=now)
-                if not decision.allowed:
-                    refusal = decision
-                elif decision.mode is not tunnel.decision.mode:
-                    refusal = deny(ReasonCode.RULE_DENY, f"{tunnel.facts.host} is now {decision.mode.value}; "
-                                                         "the connection is opened again")
-            moved = tunnel.meter.up + tunnel.meter.down
-            if refusal is None and moved > tunnel.moved:
-                tunnel.moved = moved
-                refusal = await self._quota.spend(tunnel.subject, tunnel.decision.quota, now)
+            try:
+                refusal = await self._review(client.address, tunnel, policy, now, here if not policy_changed else None,
+                                             identities)
+            except Exception as exc:
+                log.exception("front: cannot look at the tunnel of %s to %s", client.address, tunnel.facts.host)
+                refusal = deny(ReasonCode.GATEWAY_ERROR, f"the tunnel could not be checked: {exc.__class__.__name__}")
             if refusal is not None and client.writer in self._admitted:
                 cut += self._cut(client.address, only=lambda other, this=client: other is this)  # type: ignore[misc]
                 await self._record_cut(tunnel, refusal)
         return cut
+
+    async def _review(self, address: str, tunnel: Tunnel, policy: Snapshot, now: datetime,
+                      here: tuple[date, int] | None, identities: dict[str, Identity | Decision]) -> Decision | None:
+        """Why this tunnel must close now, or None. `here` None: decide it again whatever the minute."""
+        if here is None or tunnel.minute != here:
+            if here is not None:
+                tunnel.minute = here
+            if (refusal := await self._decide_again(address, tunnel, policy, now, identities)) is not None:
+                return refusal
+        moved = tunnel.meter.up + tunnel.meter.down
+        if moved <= tunnel.moved:
+            return None
+        tunnel.moved = moved
+        passthrough = tunnel.decision.mode is Mode.PASSTHROUGH
+        category = tunnel.decision.quota if passthrough else self._quota.last_category(tunnel.subject.inmate,
+                                                                                       tunnel.facts.host)
+        if not category:
+            return None  # inspected, and no request allowed yet: each request is metered as it is decided
+        since = max(0.0, time.monotonic() - tunnel.meter.last)
+        return await self._quota.spend(tunnel.subject, category, now - timedelta(seconds=since))
+
+    async def _decide_again(self, address: str, tunnel: Tunnel, policy: Snapshot, now: datetime,
+                            identities: dict[str, Identity | Decision]) -> Decision | None:
+        known = identities.get(address)
+        if known is None:
+            try:
+                known = await self._identity.resolve(address)
+            except ControlUnavailable as exc:
+                known = deny(ReasonCode.CONTROL_LOST, str(exc))
+            except SQLAlchemyError:  # the database is away: the identity grace keeps open sessions going
+                known = tunnel.identity
+            identities[address] = known
+        if isinstance(known, Decision):
+            return known
+        if known.block[0]:
+            return deny(ReasonCode(known.block[0]), known.block[1])
+        if known.session is None or known.session.token != tunnel.subject.session:
+            return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended")
+        tunnel.subject = known.session.subject
+        decision = decide_connect(tunnel.facts, tunnel.subject, policy, now=now)
+        if not decision.allowed:
+            return decision
+        if decision.mode is not tunnel.decision.mode:
+            return deny(ReasonCode.RULE_DENY, f"{tunnel.facts.host} is now {decision.mode.value}; "
+                                              "the connection is opened again")
+        tunnel.decision = decision
+        return None
 
     async def _record_cut(self, tunnel: Tunnel, refusal: Decision) -> None:
         event = self._event(tunnel.head, tunnel.identity, Tag.GATEWAY_TUNNEL_CUT, "deny", refusal.explanation,
@@ -263,7 +307,7 @@ class Front:
             decision = deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
         else:
             decision = decide_connect(facts, identity.session.subject, self._policy(), now=now)
-            if decision.allowed:
+            if decision.allowed and decision.mode is Mode.PASSTHROUGH:  # inspected: each request spends its own
                 decision = await self._quota.spend(identity.session.subject, decision.quota, now) or decision
         tag = Tag.GATEWAY_CONNECT_ALLOWED if decision.allowed else Tag.GATEWAY_CONNECT_DENIED
         if not await self._record(writer, head, identity, tag, decision, host):

@@ -15,12 +15,15 @@ from gatehouse.quota import QuotaStore, QuotaUnavailable, local_minute
 from policies.decision import Decision, Reason, ReasonCode, Subject, Verdict, deny
 from policies.snapshot import Snapshot
 
+LAST_MAX = 100_000
+
 
 class QuotaGate:
     def __init__(self, store: QuotaStore, policy: Callable[[], Snapshot]) -> None:
         self._store = store
         self._policy = policy
         self._seen: dict[tuple[str, str], tuple[date, int, Decision | None]] = {}
+        self._last: dict[tuple[str, str], str] = {}
         self._version = ""
         self.asked = 0
         """Calls that reached the store (the benchmark and tests read it)."""
@@ -47,8 +50,18 @@ class QuotaGate:
         refusal = None if mark.allowed else Decision(
             Verdict.DENY, (Reason(ReasonCode.QUOTA_EXHAUSTED, used_up),),
             quota=category, opens_at=datetime.combine(minute.day + timedelta(days=1), datetime.min.time()))
-        self._seen[slot] = (minute.day, minute.index, refusal)
+        if self._version == policy.version:  # an answer for budgets that changed meanwhile is not kept
+            self._seen[slot] = (minute.day, minute.index, refusal)
         return refusal
+
+    def note(self, inmate: str, host: str, category: str) -> None:
+        """The category of the last request allowed to `host`: what the bytes of its open tunnel spend."""
+        if len(self._last) >= LAST_MAX:
+            self._last.clear()
+        self._last[(inmate, host)] = category
+
+    def last_category(self, inmate: str, host: str) -> str:
+        return self._last.get((inmate, host), "")
 
     def forget(self, inmate: str = "") -> None:
         """Ask the store again (after a grant or budget change), for one inmate or everyone."""

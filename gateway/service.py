@@ -151,7 +151,12 @@ class Gateway:
         """Load the policy again; a change (rules added, removed, changed) or a refusal is recorded."""
         holder = self._kernel.policies
         before = holder.snapshot
-        loaded = await asyncio.to_thread(holder.load)
+        try:
+            loaded = await asyncio.to_thread(holder.load)
+        except SQLAlchemyError as exc:  # the curated rules cannot be read: the policy in force stays
+            log.warning("policy: cannot read the rules in the database (%s); %s stays in force",
+                        exc.__class__.__name__, before.version)
+            return
         if loaded and holder.snapshot.version == before.version:
             return
         if loaded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 CHUNK = 256 * 1024
@@ -12,12 +13,15 @@ CHUNK = 256 * 1024
 class Meter:
     up: int = 0
     down: int = 0
+    last: float = 0.0
+    """When bytes last moved (monotonic clock): the minute they are charged to."""
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter, upstream: bool) -> None:
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)
+            meter.last = time.monotonic()
             if upstream:
                 meter.up += len(data)
             else:

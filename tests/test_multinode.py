@@ -217,6 +217,7 @@ async def test_minutes_spent_through_one_node_count_on_the_other(facility: Facil
         await _until_status(facility.a, "https://allowed.test/through-a", CELL, 200, 10)
         reader, writer = await tls_tunnel(facility.a, "passthrough.test", CELL)
         assert await get_over(reader, writer, "passthrough.test", "/first") != b""
+        idle, idle_writer = await tls_tunnel(facility.a, "passthrough.test", CELL)
         minute = local_minute(datetime.now(UTC), ZoneInfo(facility.settings["facility.timezone"]))
         store = RedisQuotaStore.from_url(facility.settings["redis.url"])
         try:
@@ -234,6 +235,9 @@ async def test_minutes_spent_through_one_node_count_on_the_other(facility: Facil
         await get_over(reader, writer, "passthrough.test", "/next-minute")
         await _eof(reader, 3)
         writer.close()
+        await asyncio.sleep(1.5)
+        assert not idle.at_eof(), "the idle tunnel across the same minute spent nothing and stays open"
+        idle_writer.close()
     finally:
         await browser.close()
 
@@ -246,7 +250,8 @@ async def test_redis_stopped_refuses_traffic_on_both_nodes_and_they_recover(faci
         facility.redis.kill()
         await facility.redis.wait()
         for node in (facility.a, facility.b):
-            await _until_status(node, "http://allowed.test/during", CLASSROOM, 403, 10)
+            body = await _until_status(node, "http://allowed.test/during", CLASSROOM, 403, 10)
+            assert "the gateway cannot hear the control bus" in body
         assert all(proc.returncode is None for proc in facility.processes), "no process fell over"
         restarted = await start_redis(int(facility.settings["redis.url"].rsplit(":", 1)[1].split("/")[0]))
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 
 from gatehouse.quota import local_minute
 from tests.conftest import POLICY, Origin, platform_settings
@@ -33,6 +34,7 @@ quotas:
   default: {general: 2, learning: unlimited}
   groups:
     school: {general: 5}
+    night: {general: 3}
 """
 LEARNING = """
 rules:
@@ -94,13 +96,16 @@ async def test_used_up_minutes_refuse_with_a_page_saying_when_new_ones_come(mete
         plain = await curl(metered, "http://allowed.test/over-budget-plain")
         learning = await curl(metered, "https://other.test/course")
     assert refused.status == 403 and "Your time for today is used up" in refused.body
-    assert "New minutes from" in refused.body and "the 2 minutes of general for today are used up" in refused.body
+    tomorrow = datetime.now(ZoneInfo(metered.settings["facility.timezone"])).date() + timedelta(days=1)
+    assert f"New minutes from {format_date(tomorrow, 'full', locale='en')}, 12:00" in refused.body
+    assert "the 2 minutes of general for today are used up" in refused.body
     assert plain.status == 403 and "Your time for today is used up" in plain.body
     assert learning.status == 200, "an unlimited category is not held back by a spent one"
     assert not metered.origin.saw("GET", "allowed.test", "/over-budget")
     assert not metered.origin.saw("GET", "allowed.test", "/over-budget-plain")
-    denied = await eventually_records(metered, tag="gateway:connect:denied", host="allowed.test")
-    assert denied[0].reason.startswith("quota-exhausted: the 2 minutes of general")
+    denied = await eventually_records(metered, 2, tag="gateway:request:denied", host="allowed.test")
+    assert {r.path for r in denied} == {"/over-budget", "/over-budget-plain"}
+    assert all(r.reason.startswith("quota-exhausted: the 2 minutes of general") for r in denied)
     day, _index = _today(metered)
     assert await metered.up.kernel.quota.usage_many(INMATE, ["general", "learning"], day) == {
         "general": 2, "learning": 1}
@@ -110,7 +115,7 @@ async def test_a_group_profile_is_more_generous_and_an_inmate_override_wins(mete
     from gatehouse.inmates import find_inmate, set_groups
 
     with metered.up.kernel.factory.begin() as db:
-        set_groups(find_inmate(db, INMATE), ["school"])
+        set_groups(find_inmate(db, INMATE), ["night", "school"])  # 3 and 5 minutes: the most generous holds
     await _spend_earlier(metered, INMATE, "general", 4)
     async with metered.client(CELL) as browser:
         await metered.login(browser)
@@ -150,6 +155,7 @@ async def test_an_open_tunnel_is_metered_while_bytes_flow_and_closed_when_the_bu
         assert await get_over(reader, writer, "passthrough.test", "/next-minute") != b""
         await _closed_within(reader, 3.0)
         writer.close()
+        await asyncio.sleep(1.3)  # another look at every tunnel
         assert not idle.at_eof(), "an idle tunnel spends nothing and stays open"
         refused = await curl(metered, "https://allowed.test/after-the-cut")
         assert refused.status == 403 and "Your time for today is used up" in refused.body
@@ -199,7 +205,35 @@ async def test_the_home_page_shows_the_minutes_left_in_each_category(metered: Pl
         assert (await curl(metered, "https://other.test/lesson")).status == 200
         async with browser.get(f"{metered.portal}/home") as page:
             html = await page.text()
+    assert html.count('data-testid="minutes"') == 1 and "<title>" in html
+    assert html.split("<title>", 1)[1].split("</title>", 1)[0].startswith("Accueil")
     assert '<tr data-category="general"><th scope="row">Général</th>' in html
     assert 'data-left="1">1 sur 2 minutes</td>' in html and 'data-used="1">1 minute</td>' in html
     assert '<tr data-category="learning"><th scope="row">Apprentissage</th>' in html
     assert 'data-left="">sans limite</td>' in html
+
+
+async def test_a_quota_store_that_does_not_answer_refuses_and_recovers_by_itself(tmp_path: Path) -> None:
+    from gatehouse.quota import RedisQuotaStore
+    from gateway.metering import QuotaGate
+    from policies.decision import ReasonCode, Subject
+    from policies.snapshot import Snapshot
+    from tests.helpers import free_port, start_redis
+
+    port = free_port()
+    server = await start_redis(port)
+    store = RedisQuotaStore.from_url(f"redis://127.0.0.1:{port}/0")
+    gate = QuotaGate(store, lambda: Snapshot.build((), version="v1"))
+    who = Subject(INMATE, frozenset(), "cell-1", "cell", "s")
+    try:
+        assert await gate.spend(who, "general", datetime.now(UTC)) is None
+        server.kill()
+        await server.wait()
+        refusal = await gate.spend(who, "general", datetime.now(UTC) + timedelta(minutes=1))
+        assert refusal is not None and refusal.reasons[0].code is ReasonCode.QUOTA_UNAVAILABLE
+        server = await start_redis(port)
+        assert await gate.spend(who, "general", datetime.now(UTC) + timedelta(minutes=2)) is None
+    finally:
+        await store.close()
+        server.kill()
+        await server.wait()

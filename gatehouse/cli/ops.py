@@ -170,6 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.only and not settings["redis.url"]:
         raise InvalidInput(f"--only {args.only}: the planes of separate processes meet through Redis; set redis.url "
                            "(or GATEHOUSE_REDIS_URL), or run both planes in one process without --only")
+    if args.only == "gateway" and not settings["portal.public_url"]:
+        raise InvalidInput("--only gateway: set portal.public_url (or GATEHOUSE_PORTAL_PUBLIC_URL) to the portal's "
+                           "address as terminals reach it; block pages link there")
     if args.workers < 1:
         raise InvalidInput(f"--workers {args.workers}: give 1 or more gateway processes")
     if args.workers > 1 and not settings["redis.url"]:

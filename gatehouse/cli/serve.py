@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.cli.workers import Workers, start_workers, stop_with_parent, stop_workers
+from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel
 from gatehouse.policy_store import files_stamp
 from gatehouse.settings import Settings
@@ -53,6 +55,9 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
         if not settings["portal.public_url"]:
             kernel.settings = settings.replace(portal__public_url=f"http://{portal[0]}:{portal[1]}")
         if only == "portal":
+            if not await asyncio.to_thread(kernel.policies.load):
+                errors = "\n".join(str(e) for e in kernel.policies.errors)
+                raise GatehouseError(f"policy has errors; the portal does not start:\n{errors}")
             following = asyncio.create_task(_follow_policy(kernel), name="policy-follow")
             try:
                 yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)
@@ -73,12 +78,16 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
 async def _follow_policy(kernel: Kernel) -> None:
     """A portal without a gateway beside it keeps the policy current itself (budgets and hours on the inmate's
     home page): read at start, again when a file changes; the gateway nodes record the changes."""
-    stamp: tuple[tuple[str, float], ...] = ()
+    stamp = files_stamp(kernel.policies.folder)
     while True:
+        await asyncio.sleep(POLICY_POLL_S)
         if (now := files_stamp(kernel.policies.folder)) != stamp:
             stamp = now
-            await asyncio.to_thread(kernel.policies.load)
-        await asyncio.sleep(POLICY_POLL_S)
+            try:
+                await asyncio.to_thread(kernel.policies.load)  # a broken file keeps the policy in force
+            except SQLAlchemyError as exc:
+                log.warning("policy: cannot read the rules in the database (%s); trying again", exc)
+                stamp = ()
 
 
 async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "",

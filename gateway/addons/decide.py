@@ -71,6 +71,8 @@ class RequestDecider:
         decision = decide_request(facts, session.subject, self._policy(), now=now)
         if decision.allowed:
             decision = await self._quota.spend(session.subject, decision.quota, now) or decision
+            if decision.allowed:
+                self._quota.note(session.inmate_number, host, decision.quota)
         return decision, session.inmate_number
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
