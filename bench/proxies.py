@@ -228,9 +228,8 @@ def start_mitmdump(setup: Setup, name: str, passthrough: bool) -> Proxy:
     return Proxy(name, port, proc, cafile=str(folder / "mitmproxy-ca-cert.pem"))
 
 
-def start_gatehouse(setup: Setup, name: str, mode: str, *, workers: int = 1, redis_url: str = "",
-                    cores: str = PROXY_CORE) -> Proxy:
-    from gatehouse.ca import ca_cert_file
+def gatehouse_data(setup: Setup, name: str, mode: str, redis_url: str = "") -> Any:
+    """A data dir with one rule for the origin (`mode`), terminal 127.0.0.1 and an inmate logged in there."""
     from gatehouse.cli.ops import initialise
     from gatehouse.db.engine import utcnow
     from gatehouse.facility import ensure_facility
@@ -257,6 +256,14 @@ def start_gatehouse(setup: Setup, name: str, mode: str, *, workers: int = 1, red
         login(kernel.factory, kernel.session_policy, address="127.0.0.1", number="A1", pin="2468", now=utcnow())
     finally:
         kernel.engine.dispose()
+    return settings
+
+
+def start_gatehouse(setup: Setup, name: str, mode: str, *, workers: int = 1, redis_url: str = "",
+                    cores: str = PROXY_CORE) -> Proxy:
+    from gatehouse.ca import ca_cert_file
+
+    settings = gatehouse_data(setup, name, mode, redis_url)
     port = free_port()
     resolve = [a for p in (setup.http_port, setup.https_port) for a in ("--resolve", f"localhost:{p}=127.0.0.1:{p}")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {"GATEHOUSE_AUDIT_NODE": name}
