@@ -3,7 +3,6 @@
   tunnels   CONNECT, the 200, a recorded TLS ClientHello, the first bytes of the origin's answer, close: the
             set-up of a tunnel as a browser makes it, without the client's share of the handshake.
   inspected CONNECT, TLS through the proxy (trusting its CA), then GET requests over keep-alive.
-  bytes     CONNECT, TLS to the origin through the tunnel, then one large download per connection.
   hold      open N tunnels (as `tunnels`) and keep them open until told to stop (standard input closes).
 
 Every workload runs `--concurrency` connections (loops) for `--seconds` after a short warm-up, and reports
@@ -107,28 +106,6 @@ async def inspected(args: argparse.Namespace, tally: Tally, stop: asyncio.Event)
                 writer.close()
 
 
-async def download(args: argparse.Namespace, tally: Tally, stop: asyncio.Event) -> None:
-    host = args.target.rsplit(":", 1)[0]
-    context = ssl.create_default_context(cafile=args.cafile)
-    request = f"GET {args.path} HTTP/1.1\r\nHost: {args.target}\r\n\r\n".encode()
-    while not stop.is_set():
-        writer = None
-        try:
-            reader, writer = await connect(args.proxy, args.target)
-            await writer.start_tls(context, server_hostname=host)
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            del head
-            while not stop.is_set() and (chunk := await reader.read(1 << 20)):
-                if tally.counting:
-                    tally.bytes += len(chunk)
-        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
-            tally.errors += tally.counting
-        finally:
-            if writer is not None:
-                writer.close()
-
-
 async def hold(args: argparse.Namespace) -> None:
     """Open `concurrency` tunnels, say how many, keep them until standard input closes."""
     hello = client_hello(args.target.rsplit(":", 1)[0])
@@ -152,7 +129,7 @@ async def hold(args: argparse.Namespace) -> None:
         writer.close()
 
 
-WORKLOADS = {"tunnels": tunnels, "inspected": inspected, "bytes": download}
+WORKLOADS = {"tunnels": tunnels, "inspected": inspected}
 
 
 async def run(args: argparse.Namespace) -> None:

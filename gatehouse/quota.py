@@ -8,6 +8,7 @@ denies: metering never fails open.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ class LocalMinute:
     minutes_in_day: int
 
 
+@functools.lru_cache(maxsize=64)
 def day_start(day: date, zone: tzinfo) -> datetime:
     """The first instant (UTC) of a local day. fold=0 takes the first of a repeated midnight, and maps a skipped
     midnight (America/Santiago springs from 00:00 to 01:00) to the instant the clocks jumped."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,10 @@ class AuditEvent:
     at: datetime = field(default_factory=utcnow)
 
     def as_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        """The fields as a plain dict; every field is a flat value, so no deep copy (`asdict`) is needed."""
+        row = {name: getattr(self, name) for name in _EVENT_FIELDS}
         row["tag"] = str(self.tag)
         return row
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
