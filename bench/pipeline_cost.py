@@ -92,6 +92,7 @@ async def main(args: argparse.Namespace) -> None:
             raise SystemExit("the bench inmate has no session")
         bare = Front(identity=ConstantIdentity(identity), policy=lambda: kernel.policies.snapshot,  # type: ignore[arg-type]
                      audit=NoAudit(), key=read_secret(settings), inspector=lambda: gateway.inspector.address,
+                     take=gateway.inspector.take,
                      portal_url=settings.portal_url, resolve=resolve_table(settings["proxy.resolve"]),
                      quota=NoQuota(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
         bare_port = (await bare.start("127.0.0.1", free_port()))[1]

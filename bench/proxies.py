@@ -366,6 +366,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", default="10,100,1000")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--measures", default=",".join(MEASURES),
+                        help=f"which of {', '.join(MEASURES)} (default all; memory is always measured)")
     args = parser.parse_args()
     for tool in ("nginx", "squid", "wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -426,6 +428,10 @@ def measure(setup: Setup, proxies: dict[str, Proxy], levels: list[int], args: ar
     samples: dict[str, dict[str, dict[int, list[dict[str, Any]]]]] = {}
     plan: list[tuple[str, int]] = [(m, c) for m in ("tunnels", "inspected", "plain") for c in levels]
     plan += [("bytes", c) for c in (1, 10)] + [("workers", 100)]
+    chosen = set(args.measures.split(","))
+    if unknown := chosen - set(MEASURES):
+        raise SystemExit(f"--measures: unknown {', '.join(sorted(unknown))} (known: {', '.join(MEASURES)})")
+    plan = [(m, c) for m, c in plan if m in chosen]
     for measure_name, concurrency in plan:
         names = MEASURES[measure_name][0]
         for round_no in range(args.rounds):

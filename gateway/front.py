@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_byte
 from gateway.identity import ControlUnavailable, Identity, IdentityResolver
 from gateway.metering import QuotaGate
 from gateway.sni import read_client_hello, sni_mismatch
-from gateway.splice import Meter, splice
+from gateway.splice import Meter, Metered, Replayed, splice
 from gateway.upstream import UpstreamRefused, upstream_address
 from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Subject, Verdict, decide_connect, deny
 from policies.hosts import HostError, split_authority
@@ -64,12 +64,14 @@ class Tunnel:
 class Front:
     def __init__(self, *, identity: IdentityResolver, policy: Callable[[], Snapshot], audit: AuditSink, key: bytes,
                  inspector: Callable[[], tuple[str, int] | None], portal_url: str,
+                 take: Callable[[Any, Any], Awaitable[None]],
                  resolve: ResolveTable, quota: QuotaGate, clock: Callable[[], datetime]) -> None:
         self._identity = identity
         self._policy = policy
         self._audit = audit
         self._key = key
         self._inspector = inspector
+        self._take = take
         self._portal_url = portal_url
         self._resolve = resolve
         self._quota = quota
@@ -355,9 +357,11 @@ class Front:
             host=host, port=port, verdict=decision.verdict.value,
             code=first.code.value if first else "", rule=first.rule_id if first else "",
             why=first.detail if first else "", opens=decision.opens_at.isoformat() if decision.opens_at else ""))
-        up_reader, up_writer = await asyncio.open_connection(*target)
-        up_writer.write(head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest)
-        await splice(reader, writer, up_reader, up_writer, meter)
+        again = head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest
+        served = asyncio.ensure_future(self._take(Replayed(reader, again, meter), Metered(writer, meter)))
+        # A cut closes the client's socket; the inspector then ends the connection its own way (hooks run,
+        # state is dropped), so it is shielded from the cancellation that stops this task.
+        await asyncio.shield(served)
 
     async def _passthrough(self, identity: Identity, host: str, port: int, head: Head,
                            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter) -> None:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
@@ -85,6 +86,13 @@ class Inspector:
             await asyncio.sleep(0.02)
         await self.stop()
         raise InspectorError("the inspector did not start listening")
+
+    async def take(self, reader: Any, writer: Any) -> None:
+        """Serve a connection the front accepted, in this process: no loopback hop and no copying between the two.
+        `reader` gives back first the head the front read (with its signed hand-off header)."""
+        if self._master is None or (ps := self._master.addons.get("proxyserver")) is None:
+            raise InspectorError("the inspector is not running")
+        await ps.servers["regular"].handle_stream(reader, writer)
 
     async def stop(self) -> None:
         if self._master is not None:

@@ -56,7 +56,8 @@ class Gateway:
             portal_url=settings.portal_url, resolve=resolve, quota=self.quota, clock=self._now,
             upstream_ca_file=settings["proxy.upstream_ca_file"])
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
-                           inspector=lambda: self.inspector.address, portal_url=settings.portal_url, resolve=resolve,
+                           inspector=lambda: self.inspector.address, take=self.inspector.take,
+                           portal_url=settings.portal_url, resolve=resolve,
                            quota=self.quota, clock=self._now)
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None

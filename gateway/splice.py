@@ -55,3 +55,42 @@ async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
             task.cancel()
         up_writer.close()
         client_writer.close()
+
+
+class Replayed:
+    """The client's side of a connection handed to the inspector in process: `first` (the head the front read,
+    rewritten) comes out before anything more from the connection, and every byte read is counted."""
+
+    def __init__(self, reader: asyncio.StreamReader, first: bytes, meter: Meter) -> None:
+        self._reader = reader
+        self._first = first
+        self._meter = meter
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._first:
+            cut = len(self._first) if n < 0 else n
+            data, self._first = self._first[:cut], self._first[cut:]
+        else:
+            data = await self._reader.read(n)
+        self._meter.up += len(data)
+        self._meter.last = time.monotonic()
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._reader, name)
+
+
+class Metered:
+    """The writing side of the same connection: bytes written to the client are counted."""
+
+    def __init__(self, writer: asyncio.StreamWriter, meter: Meter) -> None:
+        self._writer = writer
+        self._meter = meter
+
+    def write(self, data: bytes) -> None:
+        self._meter.down += len(data)
+        self._meter.last = time.monotonic()
+        self._writer.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._writer, name)
