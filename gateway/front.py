@@ -383,13 +383,9 @@ class Front:
                                deny(ReasonCode.BAD_HOST, problem), host)
             return
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
+            await splice(reader, writer, target, hello, meter)
         except (TimeoutError, OSError) as exc:
             log.warning("front: cannot reach %s (%s): %s", host, target[0], exc)
-            return
-        up_writer.write(hello)
-        meter.up += len(hello)
-        await splice(reader, writer, up_reader, up_writer, meter)
 
     async def _record(self, writer: asyncio.StreamWriter, head: Head, identity: Identity, tag: Tag,
                       decision: Decision, host: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import cast
 
 CHUNK = 256 * 1024
 
@@ -17,44 +18,94 @@ class Meter:
     """When bytes last moved (monotonic clock): the minute they are charged to."""
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter, upstream: bool) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            meter.last = time.monotonic()
-            if upstream:
-                meter.up += len(data)
-            else:
-                meter.down += len(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
-
-
 HALF_CLOSE_GRACE_S = 1.0
 
 
+class _Relay(asyncio.Protocol):
+    """One side of a tunnel: what arrives is written to the other side, counted; a full buffer on one side
+    pauses reading on the other (flow control without a task per direction)."""
+
+    def __init__(self, meter: Meter, upstream: bool, done: asyncio.Future[None]) -> None:
+        self.meter = meter
+        self.upstream = upstream
+        """True for the client's side: its bytes go up."""
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Relay | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None and self.peer.transport is not None
+        self.peer.transport.write(data)
+        if self.upstream:
+            self.meter.up += len(data)
+        else:
+            self.meter.down += len(data)
+        self.meter.last = time.monotonic()
+
+    def eof_received(self) -> bool:
+        peer = self.peer.transport if self.peer is not None else None
+        if peer is not None and not peer.is_closing() and peer.can_write_eof():
+            peer.write_eof()
+        if self.upstream:  # the client is done: the server gets a short grace to finish its answer
+            asyncio.get_running_loop().call_later(HALF_CLOSE_GRACE_S, self.close)
+            return True
+        self.close()  # the server is done: so is the tunnel
+        return False
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for side in (self, self.peer):
+            if side is not None and side.transport is not None and not side.transport.is_closing():
+                side.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
-                 up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, meter: Meter) -> None:
-    """Run until the tunnel is over; cancelling it closes both sides.
+                 target: tuple[str, int], first: bytes, meter: Meter, *, timeout: float = 10.0) -> None:
+    """Connect to `target`, send `first` (what the client sent already), then relay both ways at the transport
+    level until either side is done; cancelling it closes both. Raises OSError or TimeoutError when the target
+    cannot be reached.
 
     When the server side ends, the tunnel ends. When the client ends first, the server gets a short grace
     to finish its answer: many servers never close after a half-close, and an idle tunnel must not linger.
     """
-    upstream = asyncio.create_task(_pipe(client_reader, up_writer, meter, True))
-    downstream = asyncio.create_task(_pipe(up_reader, client_writer, meter, False))
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    client = _Relay(meter, True, done)
+    server = _Relay(meter, False, done)
+    client.peer, server.peer = server, client
+    await asyncio.wait_for(loop.create_connection(lambda: server, *target), timeout)
+    assert server.transport is not None
+    # Bytes the client sent after `first` wait in its reader; they go first, then its transport feeds the relay.
+    waiting: bytearray = client_reader._buffer  # type: ignore[attr-defined]  # asyncio has no public way to take them back
+    pending = first + bytes(waiting)
+    waiting.clear()
+    transport = cast(asyncio.Transport, client_writer.transport)
+    transport.set_protocol(client)
+    client.connection_made(transport)
+    server.transport.write(pending)
+    meter.up += len(pending)
+    if client_reader.at_eof():
+        client.eof_received()
+    transport.resume_reading()
     try:
-        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
-        if not downstream.done():
-            await asyncio.wait([downstream], timeout=HALF_CLOSE_GRACE_S)
+        await done
     finally:
-        tasks = [upstream, downstream]
-        for task in tasks:
-            task.cancel()
-        up_writer.close()
-        client_writer.close()
+        client.close()
 
 
 class Replayed:

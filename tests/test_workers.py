@@ -106,3 +106,15 @@ def test_workers_need_redis(tmp_path: Path) -> None:
     assert gatehouse(data, "init").returncode == 0
     result = gatehouse(data, "run", "--workers", "2")
     assert result.returncode != 0 and "--workers 2: worker processes share minutes and the control bus" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--only", "gateway"], "--only gateway: set portal.public_url"),
+    (["--workers", "0"], "--workers 0: give 1 or more gateway processes"),
+    (["--only", "portal", "--workers", "2"], "--workers counts gateway processes; --only portal runs none"),
+])
+def test_run_options_that_cannot_work_are_refused_with_what_to_do(tmp_path: Path, args: list[str], says: str) -> None:
+    data = tmp_path / "data"
+    assert gatehouse(data, "init").returncode == 0
+    result = gatehouse(data, "run", *args, env={"GATEHOUSE_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode != 0 and says in result.stderr, result.stderr
