@@ -366,9 +366,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", default="10,100,1000")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--replot", action="store_true", help="draw the plot again from <out>/proxies.json")
     parser.add_argument("--measures", default=",".join(MEASURES),
                         help=f"which of {', '.join(MEASURES)} (default all; memory is always measured)")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((args.out / "proxies.json").read_text()), args.out / "proxies.png")
+        return
     for tool in ("nginx", "squid", "wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install nginx-light squid wrk util-linux)")
@@ -495,6 +499,11 @@ def report(results: dict[str, Any]) -> None:
         print(f"{name:<18} {memory['idle_mib']:>9.1f} {memory['peak_mib']:>9.1f} {held:>11} {per:>11}")
 
 
+COLORS = {"squid": "#8c8c8c", "mitmdump": "#dd8452", "mitmdump-pass": "#dd8452", "gatehouse-pass": "#2e7d32",
+          "gatehouse-inspect": "#2e7d32", "gatehouse-1w": "#81c784", "gatehouse-2w": "#2e7d32"}
+"""One colour per proxy in every panel: Squid grey, mitmdump orange, Gatehouse green."""
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib
@@ -510,7 +519,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         width = 0.8 / len(by_name)
         for i, (name, by_c) in enumerate(by_name.items()):
             values = [by_c.get(str(c), {}).get("rate", 0) for c in levels]
-            bars = ax.bar([x + i * width for x in range(len(levels))], values, width, label=name)
+            bars = ax.bar([x + i * width for x in range(len(levels))], values, width, label=name,
+                          color=COLORS.get(name))
             ax.bar_label(bars, fmt="%.0f", fontsize=7)
         ax.set_xticks([x + width * (len(by_name) - 1) / 2 for x in range(len(levels))], [f"c={c}" for c in levels])
         ax.set_title(f"{measure_name} ({MEASURES[measure_name][1]}, more is better)")
@@ -518,9 +528,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax = axes.flat[-1]
     memory = results.get("memory", {})
     names = list(memory)
-    ax.barh(names, [memory[n]["idle_mib"] for n in names], label="idle")
+    ax.barh(names, [memory[n]["idle_mib"] for n in names], label="idle", color="#4c72b0")
     ax.barh(names, [memory[n]["peak_mib"] - memory[n]["idle_mib"] for n in names],
-            left=[memory[n]["idle_mib"] for n in names], label="peak")
+            left=[memory[n]["idle_mib"] for n in names], label="peak", color="#c9d6ea")
     ax.set_title("memory (MiB, less is better)")
     ax.legend(fontsize=8)
     fig.suptitle(f"Gatehouse, Squid and mitmdump on one core each ({results['machine']['cores']}-core machine, "

@@ -141,15 +141,23 @@ async def curl(platform: Platform, url: str, *, interface: str = CELL, method: s
     return CurlResult(int(code or 0), body, proc.returncode or 0)
 
 
-async def tls_tunnel(via: Any, host: str, address: str = CELL) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A CONNECT tunnel through the gateway `via` (its `proxy`; `origin.ca_file` is trusted) with TLS to `host`
-    inside it, as a browser holds one open."""
+async def connect_tunnel(via: Any, host: str = "passthrough.test", address: str = CELL
+                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A CONNECT tunnel to `host`:443 through the gateway `via` (anything with a `proxy` HOST:PORT), answered 200,
+    from terminal `address`; nothing sent inside it yet."""
     proxy_host, port = via.proxy.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(proxy_host, int(port), local_addr=(address, 0))
     writer.write(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert b" 200 " in head.split(b"\r\n", 1)[0], head
+    return reader, writer
+
+
+async def tls_tunnel(via: Any, host: str, address: str = CELL) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A CONNECT tunnel through the gateway `via` (its `proxy`; `origin.ca_file` is trusted) with TLS to `host`
+    inside it, as a browser holds one open."""
+    reader, writer = await connect_tunnel(via, host, address)
     await writer.start_tls(ssl.create_default_context(cafile=str(via.origin.ca_file)), server_hostname=host)
     return reader, writer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Origin, platform_settings
-from tests.helpers import CELL, Platform, curl, eventually_records, free_port, start_redis
+from tests.helpers import CELL, Platform, connect_tunnel, curl, eventually_records, free_port, start_redis
 
 
 @pytest.fixture
@@ -35,13 +35,7 @@ async def until(condition, timeout: float) -> float:  # type: ignore[no-untyped-
 
 
 async def open_tunnel(platform: Platform) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = platform.proxy.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(CELL, 0))
-    writer.write(b"CONNECT passthrough.test:443 HTTP/1.1\r\nHost: passthrough.test:443\r\n\r\n")
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    assert b" 200 " in head.split(b"\r\n", 1)[0], head
-    return reader, writer
+    return await connect_tunnel(platform)
 
 
 async def test_losing_redis_cuts_tunnels_refuses_traffic_and_recovers(tmp_path: Path, origin: Origin,

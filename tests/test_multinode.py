@@ -31,6 +31,7 @@ from tests.helpers import (
     OTHER_INMATE,
     OTHER_PIN,
     PIN,
+    connect_tunnel,
     csrf_from,
     curl,
     free_port,
@@ -135,16 +136,6 @@ async def login_at(portal: str, address: str, number: str, pin: str) -> aiohttp.
     return browser
 
 
-async def _tunnel(node: Node, address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = node.proxy.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(address, 0))
-    writer.write(b"CONNECT passthrough.test:443 HTTP/1.1\r\nHost: passthrough.test:443\r\n\r\n")
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    assert b" 200 " in head.split(b"\r\n", 1)[0], head
-    return reader, writer
-
-
 async def _eof(reader: asyncio.StreamReader, timeout: float) -> float:
     """When the gateway closed the tunnel (monotonic clock)."""
     try:
@@ -169,8 +160,8 @@ async def test_a_suspension_cuts_tunnels_on_both_nodes_and_a_lockdown_refuses_on
     try:
         for node in (facility.a, facility.b):
             await _until_status(node, "http://allowed.test/ready", CLASSROOM, 200, 10)
-        (read_a, write_a), (read_b, write_b) = await _tunnel(facility.a, CLASSROOM), await _tunnel(facility.b,
-                                                                                                   CLASSROOM)
+        read_a, write_a = await connect_tunnel(facility.a, address=CLASSROOM)
+        read_b, write_b = await connect_tunnel(facility.b, address=CLASSROOM)
         waiting = [asyncio.create_task(_eof(read_a, 30)), asyncio.create_task(_eof(read_b, 30))]
         result = await asyncio.to_thread(gatehouse, facility.settings.data_dir, "suspend", "--inmate", OTHER_INMATE,
                                          "--reason", "contraband found", "--by", "sgt.janssens")
