@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 GENESIS = "0" * 64
@@ -21,8 +21,16 @@ def canonical(value: dict[str, Any]) -> bytes:
 
 
 def chain_hash(node: str, seq: int, prev_hash: str, body: dict[str, Any]) -> str:
+    return _hash(node, seq, prev_hash, canonical(body))
+
+
+def _hash(node: str, seq: int, prev_hash: str, encoded_body: bytes) -> str:
     head = f"{node}\n{seq}\n{prev_hash}\n".encode()
-    return hashlib.sha256(head + canonical(body)).hexdigest()
+    return hashlib.sha256(head + encoded_body).hexdigest()
+
+
+def _text(value: str) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +42,14 @@ class Linked:
     prev_hash: str
     hash: str
     body: dict[str, Any]
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+    """The body's canonical form when the writer made it for the hash; the line reuses it."""
 
     def line(self) -> bytes:
-        return canonical({"node": self.node, "seq": self.seq, "prev": self.prev_hash, "hash": self.hash,
-                          "body": self.body}) + b"\n"
+        """The canonical JSON of node, seq, prev, hash and body (keys sorted: body, hash, node, prev, seq)."""
+        body = self.encoded or canonical(self.body)
+        return (b'{"body":' + body + b',"hash":' + _text(self.hash) + b',"node":' + _text(self.node) +
+                b',"prev":' + _text(self.prev_hash) + b',"seq":' + str(self.seq).encode() + b"}\n")
 
     @classmethod
     def from_line(cls, line: bytes) -> Linked:
@@ -50,4 +62,5 @@ class Linked:
 
 
 def link(node: str, seq: int, prev_hash: str, body: dict[str, Any]) -> Linked:
-    return Linked(node, seq, prev_hash, chain_hash(node, seq, prev_hash, body), body)
+    encoded = canonical(body)
+    return Linked(node, seq, prev_hash, _hash(node, seq, prev_hash, encoded), body, encoded)
