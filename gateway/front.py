@@ -137,7 +137,7 @@ class Front:
         for client in list(self._clients.get(address, ())):
             if only(client):
                 self._admitted.pop(client.writer, None)
-                client.writer.close()
+                client.writer.transport.abort()  # now, whatever the client has not read yet
                 if client.task:
                     client.task.cancel()
                 cut += 1
@@ -357,9 +357,11 @@ class Front:
             host=host, port=port, verdict=decision.verdict.value,
             code=first.code.value if first else "", rule=first.rule_id if first else "",
             why=first.detail if first else "", opens=decision.opens_at.isoformat() if decision.opens_at else ""))
-        again = head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS) + head.rest
-        served = asyncio.ensure_future(self._take(Replayed(reader, again, meter), Metered(writer, meter)))
-        # A cut closes the client's socket; the inspector then ends the connection its own way (hooks run,
+        rewritten = head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS)
+        replayed = Replayed(reader, rewritten + head.rest, meter, uncounted=len(rewritten))
+        served = asyncio.ensure_future(self._take(replayed, Metered(writer, meter)))
+        served.add_done_callback(_report_failure)
+        # A cut aborts the client's socket; the inspector then ends the connection its own way (hooks run,
         # state is dropped), so it is shielded from the cancellation that stops this task.
         await asyncio.shield(served)
 
@@ -424,6 +426,12 @@ class Front:
 
 
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _report_failure(served: asyncio.Future[None]) -> None:
+    """A connection the inspector served may end after the front's task did (a cut): its error is logged here."""
+    if not served.cancelled() and (exc := served.exception()) is not None:
+        log.error("front: the inspector failed on a connection: %r", exc)
 
 
 def _plain_address(address: str) -> str:

@@ -92,7 +92,11 @@ class Inspector:
         `reader` gives back first the head the front read (with its signed hand-off header)."""
         if self._master is None or (ps := self._master.addons.get("proxyserver")) is None:
             raise InspectorError("the inspector is not running")
-        await ps.servers["regular"].handle_stream(reader, writer)
+        try:
+            server = ps.servers["regular"]
+        except KeyError:
+            raise InspectorError("the inspector is stopping") from None
+        await server.handle_stream(reader, writer)
 
     async def stop(self) -> None:
         if self._master is not None:
@@ -105,4 +109,4 @@ class Inspector:
                 await asyncio.wait_for(self._task, 10)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("inspector: shutdown timed out")
-        self._master, self._task = None, None
+        self._master, self._task, self.address = None, None, None

@@ -88,21 +88,25 @@ async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
     client = _Relay(meter, True, done)
     server = _Relay(meter, False, done)
     client.peer, server.peer = server, client
-    await asyncio.wait_for(loop.create_connection(lambda: server, *target), timeout)
-    assert server.transport is not None
-    # Bytes the client sent after `first` wait in its reader; they go first, then its transport feeds the relay.
-    waiting: bytearray = client_reader._buffer  # type: ignore[attr-defined]  # asyncio has no public way to take them back
-    pending = first + bytes(waiting)
-    waiting.clear()
     transport = cast(asyncio.Transport, client_writer.transport)
-    transport.set_protocol(client)
-    client.connection_made(transport)
-    server.transport.write(pending)
-    meter.up += len(pending)
-    if client_reader.at_eof():
-        client.eof_received()
-    transport.resume_reading()
+    client.transport = transport  # before connecting: a server that speaks first is relayed at once
     try:
+        await asyncio.wait_for(loop.create_connection(lambda: server, *target), timeout)
+        if done.done() or transport.is_closing() or client_reader.exception() is not None:
+            return  # the client went (or was cut) while the server was being reached: its reader saw it
+        # Bytes the client sent after `first` wait in its reader; they go first, then its transport feeds us.
+        waiting: bytearray = client_reader._buffer  # type: ignore[attr-defined]  # no public way to take them
+        pending = first + bytes(waiting)
+        waiting.clear()
+        ended = client_reader.at_eof()
+        transport.set_protocol(client)
+        if not ended:
+            transport.resume_reading()  # before the write below, so a pause it causes holds
+        assert server.transport is not None
+        server.transport.write(pending)
+        meter.up += len(pending)
+        if ended:
+            client.eof_received()
         await done
     finally:
         client.close()
@@ -112,10 +116,12 @@ class Replayed:
     """The client's side of a connection handed to the inspector in process: `first` (the head the front read,
     rewritten) comes out before anything more from the connection, and every byte read is counted."""
 
-    def __init__(self, reader: asyncio.StreamReader, first: bytes, meter: Meter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, first: bytes, meter: Meter, *, uncounted: int = 0) -> None:
         self._reader = reader
         self._first = first
         self._meter = meter
+        self._uncounted = uncounted
+        """Leading bytes of `first` the client did not send as such (the rewritten head): not counted."""
 
     async def read(self, n: int = -1) -> bytes:
         if self._first:
@@ -123,7 +129,9 @@ class Replayed:
             data, self._first = self._first[:cut], self._first[cut:]
         else:
             data = await self._reader.read(n)
-        self._meter.up += len(data)
+        skipped = min(self._uncounted, len(data))
+        self._uncounted -= skipped
+        self._meter.up += len(data) - skipped
         self._meter.last = time.monotonic()
         return data
 

@@ -91,6 +91,9 @@ async def test_two_workers_share_the_port_and_stop_with_the_first(tmp_path: Path
             kernel.engine.dispose()
         assert set(nodes) == {"gw", "gw-w1"}, f"both processes served: {nodes}"
         assert sum(nodes.values()) == 40
+        second = await asyncio.to_thread(gatehouse, settings.data_dir, "run", "--workers", "2", "--proxy-port",
+                                         str(proxy_port), "--portal-port", str(free_port()))
+        assert second.returncode != 0 and f"the proxy port 127.0.0.1:{proxy_port} is in use" in second.stderr
         proc.send_signal(ending)
         assert await _gone(workers[0], 15), "the worker outlived the process that started it"
     finally:

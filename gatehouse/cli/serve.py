@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from gatehouse.cli.workers import Workers, start_workers, stop_with_parent, stop_workers
+from gatehouse.cli.workers import Workers, refuse_taken_port, start_workers, stop_with_parent, stop_workers
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel
 from gatehouse.policy_store import files_stamp
@@ -32,9 +32,13 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, only: str = "", *, reuse_port: bool = False) -> AsyncIterator[Running]:
+async def running(settings: Settings, only: str = "", *, reuse_port: bool = False,
+                  claim: bool = False) -> AsyncIterator[Running]:
     """Both planes (or `only` one: "gateway" or "portal") up on the configured addresses (port 0 picks a free
-    one); all closed on exit. `reuse_port`: the gateway shares its port with worker processes."""
+    one); all closed on exit. `reuse_port`: the gateway shares its port with worker processes; `claim`: this is
+    the first of them, so the port must be free."""
+    if claim and only != "portal":
+        refuse_taken_port(settings["proxy.host"], settings["proxy.port"])
     kernel = Kernel.open(settings)
     await kernel.start()
     runner: web.AppRunner | None = None
@@ -99,7 +103,8 @@ async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None
     if workers is not None and workers.child:
         stop_with_parent(stop)
     spawning = workers is not None and workers.count > 1
-    async with running(settings, only, reuse_port=workers is not None) as up:
+    async with running(settings, only, reuse_port=workers is not None,
+                       claim=workers is not None and not workers.child) as up:
         if up.portal is not None:
             print(f"portal:  http://{up.portal[0]}:{up.portal[1]}/", flush=True)
         if up.proxy is not None:

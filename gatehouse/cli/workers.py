@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -102,3 +103,19 @@ def stop_with_parent(stop: asyncio.Event) -> None:
             stop.set()
 
     loop.add_reader(fd, readable)
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """With SO_REUSEPORT a second `gatehouse run` on the same port would share it silently (half the terminals
+    on another deployment's policy); the first process of a group checks that nobody listens there yet."""
+    if port == 0:
+        return
+    for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                               flags=socket.AI_PASSIVE):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise GatehouseError(f"the proxy port {host}:{port} is in use ({exc.strerror}); is another "
+                                     "gateway running there?") from None
