@@ -6,11 +6,12 @@ assignment, so a reader sees the old snapshot or the new one, never a mix.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,16 @@ def files_stamp(folder: Path) -> tuple[tuple[str, float], ...]:
         except OSError:
             continue
     return tuple(stamp)
+
+
+async def follow_files(folder: Path, changed: Callable[[], Awaitable[None]], every: float) -> None:
+    """Call `changed` each time a policy file is added, removed or modified (looked at every `every` seconds)."""
+    stamp = files_stamp(folder)
+    while True:
+        await asyncio.sleep(every)
+        if (now := files_stamp(folder)) != stamp:
+            stamp = now
+            await changed()
 
 
 def check_files(paths: Iterable[Path]) -> ParseResult:

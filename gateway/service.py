@@ -25,7 +25,7 @@ from gatehouse.bus import (
 from gatehouse.control import events_after, last_event_id
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
-from gatehouse.policy_store import describe_change, files_stamp
+from gatehouse.policy_store import describe_change, follow_files
 from gatehouse.settings import resolve_table
 from gateway.front import Front
 from gateway.identity import IdentityResolver
@@ -61,7 +61,6 @@ class Gateway:
                            quota=self.quota, clock=self._now)
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
-        self._stamp: tuple[tuple[str, float], ...] = ()
 
     def _snapshot(self):  # type: ignore[no-untyped-def]
         return self._kernel.policies.snapshot
@@ -73,13 +72,14 @@ class Gateway:
         if not await asyncio.to_thread(self._kernel.policies.load):
             errors = "\n".join(str(e) for e in self._kernel.policies.errors)
             raise GatehouseError(f"policy has errors; the gateway does not start:\n{errors}")
-        self._stamp = self._files_stamp()
         self._kernel.bus.subscribe(self.front.on_event)
         self._kernel.bus.subscribe(self._on_event)
         self._kernel.bus.on_health(self._on_health)
         await self.inspector.start()
         address = await self.front.start(host, port, reuse_port=reuse_port)
-        self._watch = asyncio.create_task(self._watch_policy(), name="policy-watch")
+        # A broken file is reported and the snapshot in force stays (see _reload).
+        self._watch = asyncio.create_task(follow_files(self._kernel.policies.folder, self._reload, POLICY_POLL_S),
+                                          name="policy-watch")
         self._follow = asyncio.create_task(self._follow_control_events(), name="control-events")
         return address
 
@@ -160,10 +160,6 @@ class Gateway:
             return
         if loaded and holder.snapshot.version == before.version:
             return
-        if loaded:
-            cut = await self.front.review_tunnels(policy_changed=True)
-            if cut:
-                log.info("policy %s closed %d open tunnels it no longer allows", holder.snapshot.version, cut)
         event = (AuditEvent(Tag.POLICY_CHANGED, "gateway", actor="policy", decision="allow",
                             reason=describe_change(before, holder.snapshot)) if loaded else
                  AuditEvent(Tag.POLICY_REJECTED, "gateway", actor="policy", decision="deny",
@@ -173,18 +169,11 @@ class Gateway:
                 await self._kernel.audit.write(event)
             except AuditUnavailable as exc:
                 log.error("policy change not recorded (%s): %s", exc, event.reason)
+        if loaded:  # after the change is recorded, so the log shows it before the tunnels it closes
+            cut = await self.front.review_tunnels(policy_changed=True)
+            if cut:
+                log.info("policy %s closed %d open tunnels it no longer allows", holder.snapshot.version, cut)
 
-    def _files_stamp(self) -> tuple[tuple[str, float], ...]:
-        return files_stamp(self._kernel.policies.folder)
-
-    async def _watch_policy(self) -> None:
-        """Reload when a policy file changes; a broken file is reported and the snapshot in force stays."""
-        while True:
-            await asyncio.sleep(POLICY_POLL_S)
-            stamp = self._files_stamp()
-            if stamp != self._stamp:
-                self._stamp = stamp
-                await self._reload()
 
 
 def _utc_now() -> datetime:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatehouse.cli.workers import Workers, refuse_taken_port, start_workers, stop_with_parent, stop_workers
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel
-from gatehouse.policy_store import files_stamp
+from gatehouse.policy_store import follow_files
 from gatehouse.settings import Settings
 from gateway.service import POLICY_POLL_S, Gateway
 from portal.app import create_app
@@ -81,17 +81,14 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
 
 async def _follow_policy(kernel: Kernel) -> None:
     """A portal without a gateway beside it keeps the policy current itself (budgets and hours on the inmate's
-    home page): read at start, again when a file changes; the gateway nodes record the changes."""
-    stamp = files_stamp(kernel.policies.folder)
-    while True:
-        await asyncio.sleep(POLICY_POLL_S)
-        if (now := files_stamp(kernel.policies.folder)) != stamp:
-            stamp = now
-            try:
-                await asyncio.to_thread(kernel.policies.load)  # a broken file keeps the policy in force
-            except SQLAlchemyError as exc:
-                log.warning("policy: cannot read the rules in the database (%s); trying again", exc)
-                stamp = ()
+    home page): read again when a file changes; the gateway nodes record the changes."""
+    async def reload() -> None:
+        try:
+            await asyncio.to_thread(kernel.policies.load)  # a broken file keeps the policy in force
+        except SQLAlchemyError as exc:
+            log.warning("policy: cannot read the rules in the database (%s); the policy in force stays", exc)
+
+    await follow_files(kernel.policies.folder, reload, POLICY_POLL_S)
 
 
 async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "",
