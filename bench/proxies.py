@@ -7,7 +7,8 @@ Needs Debian's nginx-light, squid and wrk (`apt-get install nginx-light squid wr
 On loopback it starts an nginx origin (HTTP and HTTPS, an ECDSA certificate of its own CA, a 1 KB page and a
 1 GiB file), Squid with an allowlist ACL, a bare mitmdump with a one-line allowlist addon (once intercepting,
 once passing tunnels through), and Gatehouse in passthrough and in inspect mode (the full pipeline: identity,
-policy, quota, audit). The proxies are pinned to one core and the load generators and the origin to the other,
+policy, quota, audit; inspected HTTP/1.1 carried by its own engine, and once more by its mitmproxy inspector as
+`gatehouse-mitm`). The proxies are pinned to one core and the load generators and the origin to the other,
 so every proxy has the same one core; `gatehouse run --workers 2` is then measured against one worker with both
 unpinned. The measures alternate proxy by proxy in each round; figures are medians over the rounds:
 
@@ -262,13 +263,15 @@ def gatehouse_data(setup: Setup, name: str, mode: str, redis_url: str = "") -> A
 
 
 def start_gatehouse(setup: Setup, name: str, mode: str, *, workers: int = 1, redis_url: str = "",
-                    cores: str = PROXY_CORE) -> Proxy:
+                    cores: str = PROXY_CORE, engine: str = "front") -> Proxy:
+    """`engine`: what carries inspected HTTP/1.1 and plain HTTP (`proxy.http1_engine`)."""
     from gatehouse.ca import ca_cert_file
 
     settings = gatehouse_data(setup, name, mode, redis_url)
     port = free_port()
     resolve = [a for p in (setup.http_port, setup.https_port) for a in ("--resolve", f"localhost:{p}=127.0.0.1:{p}")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {"GATEHOUSE_AUDIT_NODE": name}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {
+        "GATEHOUSE_AUDIT_NODE": name, "GATEHOUSE_PROXY_HTTP1_ENGINE": engine}
     proc = setup.spawn([sys.executable, "-m", "gatehouse.cli", "run", "--data-dir", str(settings.data_dir),
                         "--proxy-port", str(port), "--portal-port", str(free_port()), "--workers", str(workers),
                         *resolve], cores, env=env)
@@ -394,6 +397,7 @@ def main() -> None:
             start_mitmdump(setup, "mitmdump-pass", passthrough=True),
             start_gatehouse(setup, "gatehouse-pass", "passthrough"),
             start_gatehouse(setup, "gatehouse-inspect", "inspect"),
+            start_gatehouse(setup, "gatehouse-mitm", "inspect", engine="mitmproxy"),
             start_gatehouse(setup, "gatehouse-1w", "passthrough", redis_url=redis_url, cores="0,1"),
             start_gatehouse(setup, "gatehouse-2w", "passthrough", workers=2, redis_url=redis_url, cores="0,1"),
         ]}
@@ -422,8 +426,8 @@ MEASURES = {
     # measure: (proxies, unit)
     "tunnels": (["squid", "mitmdump-pass", "gatehouse-pass"], "tunnels/s"),
     "bytes": (["squid", "mitmdump-pass", "gatehouse-pass"], "MB/s"),
-    "inspected": (["mitmdump", "gatehouse-inspect"], "req/s"),
-    "plain": (["squid", "mitmdump", "gatehouse-inspect"], "req/s"),
+    "inspected": (["mitmdump", "gatehouse-mitm", "gatehouse-inspect"], "req/s"),
+    "plain": (["squid", "mitmdump", "gatehouse-mitm", "gatehouse-inspect"], "req/s"),
     "workers": (["gatehouse-1w", "gatehouse-2w"], "tunnels/s"),
 }
 
@@ -500,8 +504,10 @@ def report(results: dict[str, Any]) -> None:
 
 
 COLORS = {"squid": "#8c8c8c", "mitmdump": "#dd8452", "mitmdump-pass": "#dd8452", "gatehouse-pass": "#2e7d32",
-          "gatehouse-inspect": "#2e7d32", "gatehouse-1w": "#81c784", "gatehouse-2w": "#2e7d32"}
-"""One colour per proxy in every panel: Squid grey, mitmdump orange, Gatehouse green."""
+          "gatehouse-inspect": "#2e7d32", "gatehouse-mitm": "#a5d6a7", "gatehouse-1w": "#81c784",
+          "gatehouse-2w": "#2e7d32"}
+"""One colour per proxy in every panel: Squid grey, mitmdump orange, Gatehouse green (lighter: its mitmproxy
+engine, or one worker)."""
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

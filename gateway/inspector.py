@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from mitmproxy import options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
-from gatehouse.audit import AuditSink
 from gatehouse.ca import ca_key_file
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import ResolveTable
@@ -25,8 +23,7 @@ from gateway.addons.decide import RequestDecider
 from gateway.addons.handoff import HandoffBinder
 from gateway.addons.resolve import UpstreamGuard
 from gateway.addons.tlsguard import SniGuard
-from gateway.identity import IdentityResolver
-from gateway.metering import QuotaGate
+from gateway.checks import RequestChecks
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -37,9 +34,8 @@ class InspectorError(GatehouseError):
 
 
 class Inspector:
-    def __init__(self, *, ca_dir: Path, key: bytes, policy: Callable[[], Snapshot], identity: IdentityResolver,
-                 audit: AuditSink, portal_url: str, resolve: ResolveTable, quota: QuotaGate,
-                 clock: Callable[[], datetime], upstream_ca_file: str = "") -> None:
+    def __init__(self, *, ca_dir: Path, key: bytes, policy: Callable[[], Snapshot], checks: RequestChecks,
+                 resolve: ResolveTable, upstream_ca_file: str = "") -> None:
         if not ca_key_file(ca_dir).exists():
             raise InspectorError(f"facility CA missing: {ca_key_file(ca_dir)}; run `gatehouse init`")
         if upstream_ca_file and not Path(upstream_ca_file).is_file():
@@ -51,8 +47,7 @@ class Inspector:
             binder,
             SniGuard(binder),
             UpstreamGuard(resolve, policy),
-            RequestDecider(policy=policy, identity=identity, audit=audit, portal_url=portal_url, quota=quota,
-                           clock=clock),
+            RequestDecider(checks),
         ]
         self._master: Master | None = None
         self._task: asyncio.Task[None] | None = None

@@ -27,6 +27,8 @@ from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
 from gatehouse.policy_store import describe_change, follow_files
 from gatehouse.settings import resolve_table
+from gateway.checks import RequestChecks
+from gateway.engine import Http1Engine, LeafCerts
 from gateway.front import Front
 from gateway.identity import IdentityResolver
 from gateway.inspector import Inspector
@@ -51,14 +53,19 @@ class Gateway:
         self.identity = IdentityResolver(kernel.factory, kernel.session_policy,
                                          grace=settings["proxy.identity_grace_seconds"],
                                          link=lambda: kernel.bus.healthy)
-        self.inspector = Inspector(
-            ca_dir=settings.ca_dir, key=key, policy=self._snapshot, identity=self.identity, audit=kernel.audit,
-            portal_url=settings.portal_url, resolve=resolve, quota=self.quota, clock=self._now,
-            upstream_ca_file=settings["proxy.upstream_ca_file"])
+        checks = RequestChecks(policy=self._snapshot, identity=self.identity, audit=kernel.audit,
+                               portal_url=settings.portal_url, quota=self.quota, clock=self._now)
+        self.inspector = Inspector(ca_dir=settings.ca_dir, key=key, policy=self._snapshot, checks=checks,
+                                   resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])
+        engine = None
+        if settings["proxy.http1_engine"] == "front":
+            engine = Http1Engine(checks=checks, certs=LeafCerts(settings.ca_dir), audit=kernel.audit,
+                                 policy=self._snapshot, resolve=resolve,
+                                 upstream_ca_file=settings["proxy.upstream_ca_file"])
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
                            inspector=lambda: self.inspector.address, take=self.inspector.take,
                            portal_url=settings.portal_url, resolve=resolve,
-                           quota=self.quota, clock=self._now)
+                           quota=self.quota, clock=self._now, engine=engine)
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
 

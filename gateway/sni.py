@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from mitmproxy.proxy.layers.tls import parse_client_hello
+from mitmproxy.tls import ClientHello
 
 from policies.hosts import HostError, canonical_host, is_ip_literal
 
@@ -26,8 +27,8 @@ HELLO_MAX = 64 * 1024
 HELLO_TIMEOUT_S = 10.0
 
 
-async def read_client_hello(reader: asyncio.StreamReader, first: bytes) -> tuple[bytes, str | None]:
-    """Bytes up to a complete TLS ClientHello (parsed by mitmproxy's parser) and the SNI it names.
+async def read_client_hello(reader: asyncio.StreamReader, first: bytes) -> tuple[bytes, ClientHello]:
+    """Bytes up to a complete TLS ClientHello (parsed by mitmproxy's parser), and the hello (SNI, ALPN).
 
     Raises ValueError when the client does not speak TLS, and TimeoutError when it says too little.
     """
@@ -37,7 +38,7 @@ async def read_client_hello(reader: asyncio.StreamReader, first: bytes) -> tuple
             if data:
                 hello = parse_client_hello(data)
                 if hello is not None:
-                    return data, hello.sni
+                    return data, hello
             if len(data) > HELLO_MAX:
                 raise ValueError("the TLS ClientHello is too large")
             chunk = await reader.read(16384)

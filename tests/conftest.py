@@ -87,6 +87,14 @@ async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
         result.seen.append((request.method, host, request.path_qs))
         if request.path == "/redirect":
             raise web.HTTPFound(request.query["to"])
+        if request.path == "/big":  # a download of n bytes
+            return web.Response(body=b"x" * int(request.query["n"]))
+        if request.path == "/ws" and request.headers.get("upgrade", "").lower() == "websocket":  # an echo
+            socket = web.WebSocketResponse()
+            await socket.prepare(request)
+            async for message in socket:
+                await socket.send_str(f"echo {message.data}")
+            return socket
         body = await request.read()
         return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
 

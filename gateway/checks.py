@@ -1,0 +1,176 @@
+"""The checks every inspected or plain-HTTP request passes, whichever engine carries it.
+
+Decided before a byte goes upstream and recorded durably first; if the audit log cannot take the record the
+request is refused (fail closed). The HTTP/1.1 engine of the front and the mitmproxy addon both call these.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urljoin
+
+from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
+from gatehouse.errors import InvalidInput
+from gatehouse.explain import parse_url
+from gateway.blockpage import HEADERS, BlockPage
+from gateway.handoff import Handoff
+from gateway.identity import ControlUnavailable, IdentityResolver
+from gateway.metering import QuotaGate
+from policies.decision import Decision, Reason, ReasonCode, RequestFacts, Verdict, decide_request, decide_url, deny
+from policies.hosts import HostError, canonical_host, split_authority
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Asked:
+    """One request as the checks see it. `host` and `port` are where it would go: the tunnel's for a request
+    inside a CONNECT tunnel, the URL's for an absolute-form one; `host_header` is what the client wrote."""
+
+    method: str
+    host: str
+    port: int
+    path: str
+    host_header: str | None
+    url: str
+    websocket: bool = False
+    started: float = field(default_factory=time.monotonic)
+    actor: str = ""
+    """The inmate the request was decided for (the live session's), once it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+class RequestChecks:
+    def __init__(self, *, policy: Callable[[], Snapshot], identity: IdentityResolver, audit: AuditSink,
+                 portal_url: str, quota: QuotaGate, clock: Callable[[], datetime]) -> None:
+        self._policy = policy
+        self._identity = identity
+        self._audit = audit
+        self._portal_url = portal_url
+        self._quota = quota
+        self._clock = clock
+
+    async def admit(self, handoff: Handoff, asked: Asked, refused: str | None = None) -> Refusal | None:
+        """Decide and record the request; None lets it go upstream, a Refusal is the answer to send instead.
+        `refused`: why every request on this connection is denied (a TLS check failed)."""
+        try:
+            decision, asked.actor = await self._decide(handoff, asked, refused)
+        except ControlUnavailable as exc:
+            decision, asked.actor = deny(ReasonCode.CONTROL_LOST, str(exc)), ""
+        except Exception as exc:  # identity or policy broke: deny and record why (fail closed)
+            log.exception("inspector: decision failed")
+            decision, asked.actor = deny(ReasonCode.GATEWAY_ERROR, f"decision failed: {exc.__class__.__name__}"), ""
+        tag = Tag.GATEWAY_REQUEST_ALLOWED if decision.allowed else Tag.GATEWAY_REQUEST_DENIED
+        try:
+            await self._audit.write(self.event(handoff, asked, tag, decision.verdict, decision.explanation))
+        except AuditUnavailable as exc:
+            return Refusal(503, f"gateway: the audit log cannot record this request ({exc}); access is paused\n"
+                           .encode(), {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "30"})
+        if decision.allowed:
+            return None
+        code = decision.reasons[0].code
+        page = BlockPage(asked.url, _shown(decision), self._portal_url, handoff.language,
+                         needs_login=code is ReasonCode.NO_SESSION, closed=code is ReasonCode.TERMINAL_CLOSED,
+                         used_up=code is ReasonCode.QUOTA_EXHAUSTED, opens_at=decision.opens_at)
+        return Refusal(403, page.render(), HEADERS)
+
+    async def _decide(self, handoff: Handoff, asked: Asked, refused: str | None) -> tuple[Decision, str]:
+        """The decision and the inmate it was made for (the live session's, not a stale one)."""
+        identity = await self._identity.resolve(handoff.client)
+        if identity.block[0]:
+            return deny(ReasonCode(identity.block[0]), identity.block[1]), ""
+        session = identity.session
+        if session is None:
+            return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal"), ""
+        if refused is not None:
+            return deny(ReasonCode.BAD_HOST, refused), session.inmate_number
+        if handoff.host:  # inside a CONNECT tunnel: the front decided the tunnel for one session and host
+            if handoff.verdict != "allow":
+                return _refused(handoff), handoff.inmate
+            if session.token != handoff.session:
+                return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended"), ""
+        if asked.host_header is not None:
+            # The Host header must name where the request goes: an origin behind one address serving several
+            # names would otherwise answer for a host nobody decided on.
+            try:
+                named = split_authority(asked.host_header, asked.port)[0]
+                target = canonical_host(asked.host)
+            except HostError as exc:
+                return deny(ReasonCode.BAD_HOST, str(exc)), session.inmate_number
+            if named != target:
+                where = f"the tunnel to {asked.host}" if handoff.host else f"the address {asked.host}"
+                return deny(ReasonCode.BAD_HOST, f"Host {named} does not match {where}"), session.inmate_number
+        facts = RequestFacts(asked.method, asked.host, asked.port, asked.path, websocket=asked.websocket)
+        now = self._clock()
+        decision = decide_request(facts, session.subject, self._policy(), now=now)
+        if decision.allowed:
+            decision = await self._quota.spend(session.subject, decision.quota, now) or decision
+            if decision.allowed:
+                self._quota.note(session.inmate_number, asked.host, decision.quota)
+        return decision, session.inmate_number
+
+    async def answered(self, handoff: Handoff, asked: Asked, status: int, location: str) -> Refusal | None:
+        """The response has come: a redirect to a place the inmate may not go is refused (recorded, and
+        answered with the block page saying where from); None lets the response through."""
+        if not 300 <= status < 400 or not location:
+            return None
+        target = urljoin(asked.url, location)
+        refusal = await self._redirect_refusal(handoff, asked, target)
+        if refusal is None:
+            return None
+        await self.close(handoff, asked, Tag.GATEWAY_REQUEST_DENIED, "deny", refusal.explanation)
+        page = BlockPage(target, _shown(refusal), self._portal_url, handoff.language)
+        return Refusal(403, page.render(), HEADERS)
+
+    async def _redirect_refusal(self, handoff: Handoff, asked: Asked, target: str) -> Decision | None:
+        identity = await self._identity.resolve(handoff.client)
+        if identity.session is None:
+            return deny(ReasonCode.NO_SESSION, "nobody is logged in at this terminal")
+        try:
+            scheme, facts = parse_url(target, "GET")
+        except InvalidInput:
+            return deny(ReasonCode.BAD_HOST, f"{asked.host} redirects to something not a web page")
+        decision = decide_url(scheme, facts, identity.session.subject, self._policy(), now=self._clock()).final
+        if decision.allowed:
+            return None
+        reason = decision.reasons[0]
+        return deny(reason.code, f"{asked.host} sent you on to {target}: {reason.detail}", reason.rule_id)
+
+    async def close(self, handoff: Handoff, asked: Asked, tag: Tag, decision: str, reason: str, status: int = 0,
+                    up: int | None = None, down: int | None = None) -> None:
+        """The closing record of a request (done, refused after the fact, or failed); a lost one is logged."""
+        try:
+            await self._audit.write(self.event(handoff, asked, tag, decision, reason, status or None, up, down))
+        except AuditUnavailable:
+            log.error("inspector: %s record lost for %s", tag.value, asked.url)
+
+    @staticmethod
+    def event(handoff: Handoff, asked: Asked, tag: Tag, decision: str, reason: str, status: int | None = None,
+              up: int | None = None, down: int | None = None) -> AuditEvent:
+        duration = int((time.monotonic() - asked.started) * 1000) if status is not None else None
+        return AuditEvent(tag, "gateway", actor=asked.actor, terminal=handoff.terminal, client_addr=handoff.client,
+                          method=asked.method, host=asked.host, path=asked.path, decision=decision,
+                          reason=reason, status=status, bytes_up=up, bytes_down=down, duration_ms=duration)
+
+
+def _refused(handoff: Handoff) -> Decision:
+    """The front's refusal of the tunnel, as it was decided (with when it lifts, for the block page)."""
+    reason = Reason(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule)
+    return Decision(Verdict.DENY, (reason,), opens_at=datetime.fromisoformat(handoff.opens) if handoff.opens else None)
+
+
+def _shown(decision: Decision) -> str:
+    """The reason as a person reads it: what happened and which rule, without internal codes."""
+    reason = decision.reasons[0]
+    return f"{reason.detail} (rule {reason.rule_id})" if reason.rule_id else reason.detail
