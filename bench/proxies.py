@@ -264,14 +264,14 @@ def gatehouse_data(setup: Setup, name: str, mode: str, redis_url: str = "") -> A
 
 def start_gatehouse(setup: Setup, name: str, mode: str, *, workers: int = 1, redis_url: str = "",
                     cores: str = PROXY_CORE, engine: str = "front") -> Proxy:
-    """`engine`: what carries inspected HTTP/1.1 and plain HTTP (`proxy.http1_engine`)."""
+    """`engine`: what carries inspected HTTP/1.1 and plain HTTP (`proxy.engine`)."""
     from gatehouse.ca import ca_cert_file
 
     settings = gatehouse_data(setup, name, mode, redis_url)
     port = free_port()
     resolve = [a for p in (setup.http_port, setup.https_port) for a in ("--resolve", f"localhost:{p}=127.0.0.1:{p}")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")} | {
-        "GATEHOUSE_AUDIT_NODE": name, "GATEHOUSE_PROXY_HTTP1_ENGINE": engine}
+        "GATEHOUSE_AUDIT_NODE": name, "GATEHOUSE_PROXY_ENGINE": engine}
     proc = setup.spawn([sys.executable, "-m", "gatehouse.cli", "run", "--data-dir", str(settings.data_dir),
                         "--proxy-port", str(port), "--portal-port", str(free_port()), "--workers", str(workers),
                         *resolve], cores, env=env)

@@ -173,9 +173,9 @@ SETTINGS: tuple[Setting, ...] = (
             _resolve_list),
     Setting("proxy.upstream_ca_file", "", "Extra CA bundle (PEM) trusted for upstream servers, e.g. internal.",
             _text),
-    Setting("proxy.http1_engine", "front",
-            "What carries inspected HTTP/1.1 and plain HTTP: the gateway's own engine (front) or mitmproxy "
-            "(mitmproxy). Clients that offer HTTP/2 always go to mitmproxy.", _engine),
+    Setting("proxy.engine", "front",
+            "What carries inspected tunnels and plain HTTP: the gateway's own engine, HTTP/1.1 and HTTP/2 (front), "
+            "or the embedded mitmproxy inspector (mitmproxy).", _engine),
     Setting("proxy.identity_grace_seconds", 60,
             "During a database outage, how long an identity looked up before it is still trusted.", _positive),
     Setting("sessions.idle_minutes", 15, "An inmate session ends after this many idle minutes.", _positive),

@@ -21,7 +21,7 @@ from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
 from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, BlockPage
-from gateway.engine import Http1Engine, PlainSide
+from gateway.engine import Engine, PlainSide
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
 from gateway.identity import ControlUnavailable, Identity, IdentityResolver
@@ -67,7 +67,7 @@ class Front:
                  inspector: Callable[[], tuple[str, int] | None], portal_url: str,
                  take: Callable[[Any, Any], Awaitable[None]],
                  resolve: ResolveTable, quota: QuotaGate, clock: Callable[[], datetime],
-                 engine: Http1Engine | None = None) -> None:
+                 engine: Engine | None = None) -> None:
         self._identity = identity
         self._policy = policy
         self._audit = audit
@@ -75,7 +75,7 @@ class Front:
         self._inspector = inspector
         self._take = take
         self._engine = engine
-        """Carries inspected HTTP/1.1 and plain HTTP itself; None hands every such connection to mitmproxy."""
+        """Carries inspected and plain-HTTP connections; None hands them to the mitmproxy inspector."""
         self._portal_url = portal_url
         self._resolve = resolve
         self._quota = quota
@@ -347,12 +347,9 @@ class Front:
 
     async def _handoff(self, identity: Identity, head: Head, decision: Decision, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter, meter: Meter, *, host: str = "", port: int = 0) -> None:
-        """Inspect: the front's own HTTP/1.1 engine carries the connection, or mitmproxy does (chosen so, or
-        for a client that offers HTTP/2, which only mitmproxy speaks). A denied tunnel is inspected too, so
-        the refusal reaches the browser as a block page inside TLS."""
-        if self._inspector() is None:
-            writer.write(response_bytes(503, b"gateway: the inspector is not running\n", _TEXT))
-            return
+        """Inspect: the front's own engine carries the connection, or the mitmproxy inspector does (when
+        `proxy.engine` chooses it). A denied tunnel is inspected too, so the refusal reaches the browser as a
+        block page inside TLS."""
         session = identity.session
         first = decision.reasons[0] if decision.reasons else None
         handoff = Handoff(
@@ -363,12 +360,11 @@ class Front:
             host=host, port=port, verdict=decision.verdict.value,
             code=first.code.value if first else "", rule=first.rule_id if first else "",
             why=first.detail if first else "", opens=decision.opens_at.isoformat() if decision.opens_at else "")
-        if self._engine is not None and not host:
-            replayed = Replayed(reader, head.serialize([], HOP_HEADERS) + head.rest, meter)
-            await self._engine.serve(handoff, PlainSide(replayed, Metered(writer, meter)))
-            return
-        hello = b""
         if self._engine is not None:
+            if not host:
+                replayed = Replayed(reader, head.serialize([], HOP_HEADERS) + head.rest, meter)
+                await self._engine.serve(handoff, PlainSide(replayed, Metered(writer, meter)))
+                return
             writer.write(CONNECT_OK)
             try:
                 hello, parsed = await read_client_hello(reader, head.rest)
@@ -376,14 +372,16 @@ class Front:
                 await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
                                    deny(ReasonCode.BAD_HOST, f"not a TLS tunnel: {exc}"), host)
                 return
-            if b"h2" not in parsed.alpn_protocols:
-                await self._engine.serve_tunnel(handoff, Replayed(reader, hello, meter), Metered(writer, meter),
-                                                sni_mismatch(parsed.sni, host))
-                return
+            await self._engine.serve_tunnel(handoff, Replayed(reader, hello, meter), Metered(writer, meter),
+                                            refused=sni_mismatch(parsed.sni, host), h2=b"h2" in parsed.alpn_protocols)
+            return
+        if self._inspector() is None:
+            writer.write(response_bytes(503, b"gateway: the inspector is not running\n", _TEXT))
+            return
         token = sign(self._key, handoff)
         rewritten = head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS)
-        replayed = Replayed(reader, rewritten + (hello or head.rest), meter, uncounted=len(rewritten))
-        served = asyncio.ensure_future(self._take(replayed, Metered(writer, meter, answered=bool(hello))))
+        replayed = Replayed(reader, rewritten + head.rest, meter, uncounted=len(rewritten))
+        served = asyncio.ensure_future(self._take(replayed, Metered(writer, meter)))
         served.add_done_callback(_report_failure)
         # A cut aborts the client's socket; the inspector then ends the connection its own way (hooks run,
         # state is dropped), so it is shielded from the cancellation that stops this task.

@@ -27,8 +27,9 @@ from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
 from gatehouse.policy_store import describe_change, follow_files
 from gatehouse.settings import resolve_table
+from gateway.carry import Carrier
 from gateway.checks import RequestChecks
-from gateway.engine import Http1Engine, LeafCerts
+from gateway.engine import Engine, LeafCerts
 from gateway.front import Front
 from gateway.identity import IdentityResolver
 from gateway.inspector import Inspector
@@ -57,15 +58,16 @@ class Gateway:
                                portal_url=settings.portal_url, quota=self.quota, clock=self._now)
         self.inspector = Inspector(ca_dir=settings.ca_dir, key=key, policy=self._snapshot, checks=checks,
                                    resolve=resolve, upstream_ca_file=settings["proxy.upstream_ca_file"])
-        engine = None
-        if settings["proxy.http1_engine"] == "front":
-            engine = Http1Engine(checks=checks, certs=LeafCerts(settings.ca_dir), audit=kernel.audit,
-                                 policy=self._snapshot, resolve=resolve,
-                                 upstream_ca_file=settings["proxy.upstream_ca_file"])
+        self.engine: Engine | None = None
+        """The front's own engine for inspected and plain-HTTP traffic; None: mitmproxy carries it."""
+        if settings["proxy.engine"] == "front":
+            carrier = Carrier(checks=checks, policy=self._snapshot, resolve=resolve,
+                              upstream_ca_file=settings["proxy.upstream_ca_file"])
+            self.engine = Engine(carrier=carrier, certs=LeafCerts(settings.ca_dir), audit=kernel.audit)
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
                            inspector=lambda: self.inspector.address, take=self.inspector.take,
                            portal_url=settings.portal_url, resolve=resolve,
-                           quota=self.quota, clock=self._now, engine=engine)
+                           quota=self.quota, clock=self._now, engine=self.engine)
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
 
@@ -82,7 +84,8 @@ class Gateway:
         self._kernel.bus.subscribe(self.front.on_event)
         self._kernel.bus.subscribe(self._on_event)
         self._kernel.bus.on_health(self._on_health)
-        await self.inspector.start()
+        if self.engine is None:
+            await self.inspector.start()
         address = await self.front.start(host, port, reuse_port=reuse_port)
         # A broken file is reported and the snapshot in force stays (see _reload).
         self._watch = asyncio.create_task(follow_files(self._kernel.policies.folder, self._reload, POLICY_POLL_S),

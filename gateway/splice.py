@@ -140,19 +140,13 @@ class Replayed:
 
 
 class Metered:
-    """The writing side of the same connection: bytes written to the client are counted. `answered`: the front
-    has already answered the CONNECT (to read the ClientHello first), so the inspector's own 200 is dropped."""
+    """The writing side of the same connection: bytes written to the client are counted."""
 
-    def __init__(self, writer: asyncio.StreamWriter, meter: Meter, *, answered: bool = False) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, meter: Meter) -> None:
         self._writer = writer
         self._meter = meter
-        self._answered = answered
 
     def write(self, data: bytes) -> None:
-        if self._answered:
-            self._answered = False
-            if data.startswith(b"HTTP/1.1 200 "):
-                return
         self._meter.down += len(data)
         self._meter.last = time.monotonic()
         self._writer.write(data)

@@ -1,7 +1,6 @@
-"""Inspected HTTP/1.1 and plain HTTP, on both engines that can carry them: the front's own and mitmproxy.
+"""Inspected tunnels and plain HTTP on both engines that can carry them: the front's own and mitmproxy.
 
-Each test runs on both, so the two give the same answers and the same records; the last ones check which
-engine a client gets (HTTP/2 offered: mitmproxy; HTTP/1.1 only: the front's).
+Each test runs on both, so the two give the same answers and the same records, over HTTP/1.1 and HTTP/2.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path, origin: Origin)
 
     settings = platform_settings(tmp_path / "data", origin)
     failing = [f"dead.test:443=127.0.0.1:{free_port()}", f"forged.test:443=127.0.0.1:{origin.https_port}"]
-    settings = settings.replace(proxy__http1_engine=request.param,
+    settings = settings.replace(proxy__engine=request.param,
                                 proxy__resolve=[*(str(r) for r in settings["proxy.resolve"]), *failing])
     (settings.policy_dir / "sockets.yaml").write_text(SOCKETS, encoding="utf-8")
     async with running(settings) as up:
@@ -160,7 +159,7 @@ async def test_an_origin_that_fails_is_a_recorded_502(engine: Platform, origin: 
 
 
 @pytest.mark.parametrize(("offered", "chosen"), [(["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")])
-async def test_http2_clients_go_to_mitmproxy(engine: Platform, origin: Origin, offered: list[str],
+async def test_the_protocol_the_client_offers_is_spoken(engine: Platform, origin: Origin, offered: list[str],
                                              chosen: str) -> None:
     reader, writer = await inspected(engine, "allowed.test", alpn=offered)
     ssl_object = writer.get_extra_info("ssl_object")
