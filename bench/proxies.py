@@ -453,7 +453,7 @@ def measure(setup: Setup, proxies: dict[str, Proxy], levels: list[int], args: ar
                 elif measure_name == "inspected":
                     # 1,000 TLS handshakes with an intercepting proxy take seconds: count once they are done.
                     got = loadgen("inspected", proxy, tls_target, concurrency, args.seconds, cafile=proxy.cafile,
-                                  warmup=str(max(1.0, concurrency / 100)))
+                                  warmup=str(max(1.0, concurrency / 50)))
                     got["rate"] = got["done"] / got["seconds"]
                 elif measure_name == "bytes":
                     got = curl_bytes(proxy, f"https://{tls_target}/big", setup.origin_ca, concurrency, args.seconds)

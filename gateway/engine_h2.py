@@ -70,8 +70,8 @@ class H2Server:
                     return
                 for event in events:
                     self._on(event)
-                self.flush()
-                await self._side.drain()  # type: ignore[attr-defined]
+                self.flush()  # not drained here: reading goes on while the client reads (no deadlock on a full
+                # socket both ways); the streams' bodies are drained as they are sent
         finally:
             tasks = [s.task for s in self._streams.values() if s.task is not None]
             for task in tasks:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from mitmproxy.tls import ClientHello
 from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
@@ -365,13 +366,9 @@ class Front:
                 replayed = Replayed(reader, head.serialize([], HOP_HEADERS) + head.rest, meter)
                 await self._engine.serve(handoff, PlainSide(replayed, Metered(writer, meter)))
                 return
-            writer.write(CONNECT_OK)
-            try:
-                hello, parsed = await read_client_hello(reader, head.rest)
-            except (ValueError, TimeoutError) as exc:
-                await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
-                                   deny(ReasonCode.BAD_HOST, f"not a TLS tunnel: {exc}"), host)
+            if (opened := await self._open_tunnel(reader, writer, head, identity, host)) is None:
                 return
+            hello, parsed = opened
             await self._engine.serve_tunnel(handoff, Replayed(reader, hello, meter), Metered(writer, meter),
                                             refused=sni_mismatch(parsed.sni, host), h2=b"h2" in parsed.alpn_protocols)
             return
@@ -387,6 +384,18 @@ class Front:
         # state is dropped), so it is shielded from the cancellation that stops this task.
         await asyncio.shield(served)
 
+    async def _open_tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: Head,
+                           identity: Identity, host: str) -> tuple[bytes, ClientHello] | None:
+        """Answer the CONNECT and read the client's TLS ClientHello (its bytes, and the hello); None when the
+        client does not speak TLS, which is recorded."""
+        writer.write(CONNECT_OK)
+        try:
+            return await read_client_hello(reader, head.rest)
+        except (ValueError, TimeoutError) as exc:
+            await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
+                               deny(ReasonCode.BAD_HOST, f"not a TLS tunnel: {exc}"), host)
+            return None
+
     async def _passthrough(self, identity: Identity, host: str, port: int, head: Head,
                            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, meter: Meter) -> None:
         """Splice without interception, after checking the upstream address and that SNI names the host."""
@@ -395,13 +404,9 @@ class Front:
         except UpstreamRefused as exc:
             await self._refuse(writer, head, identity, deny(ReasonCode.BAD_HOST, str(exc)), host=host)
             return
-        writer.write(CONNECT_OK)
-        try:
-            hello, parsed = await read_client_hello(reader, head.rest)
-        except (ValueError, TimeoutError) as exc:
-            await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
-                               deny(ReasonCode.BAD_HOST, f"not a TLS tunnel: {exc}"), host)
+        if (opened := await self._open_tunnel(reader, writer, head, identity, host)) is None:
             return
+        hello, parsed = opened
         if (problem := sni_mismatch(parsed.sni, host)) is not None:
             await self._record(writer, head, identity, Tag.GATEWAY_REQUEST_DENIED,
                                deny(ReasonCode.BAD_HOST, problem), host)

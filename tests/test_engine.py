@@ -165,3 +165,28 @@ async def test_the_protocol_the_client_offers_is_spoken(engine: Platform, origin
     ssl_object = writer.get_extra_info("ssl_object")
     assert ssl_object.selected_alpn_protocol() == chosen
     writer.close()
+
+
+async def test_http2_streams_in_parallel_are_each_decided(engine: Platform, origin: Origin, tmp_path: Path) -> None:
+    essay = tmp_path / "essay.txt"
+    essay.write_bytes(b"e" * 250_000)
+    base = ["curl", "-s", "--http2", "--proxy", f"http://{engine.proxy}", "--interface", CELL,
+            "--cacert", engine.ca_file, "-w", "%{http_version} %{http_code} %{url}\n"]
+    urls = [f"https://allowed.test/p{i}" for i in range(8)] + ["https://lms.test/courses/forum/new"]
+    proc = await asyncio.create_subprocess_exec(
+        *base, "--parallel", "--parallel-max", "10", *(a for u in urls for a in ("-o", "/dev/null", u)),
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    lines = [line.split(" ", 2) for line in out.decode().splitlines()]
+    assert [line[0] for line in lines] == ["2"] * 9, out
+    got = sorted([code, url] for _, code, url in lines)
+    assert got == sorted([["200", u] for u in urls[:8]] + [["403", urls[8]]]), got
+    upload = await asyncio.create_subprocess_exec(
+        *base[:-2], "-w", "%{http_version} %{http_code}", "--data-binary", f"@{essay}",
+        "https://lms.test/courses/essay", stdout=asyncio.subprocess.PIPE)
+    body, _ = await upload.communicate()
+    assert body.decode().endswith("origin lms.test POST /courses/essay 250000" + "2 200"), body[-80:]
+    assert sorted(p for _, h, p in origin.seen if h == "allowed.test") == sorted(f"/p{i}" for i in range(8))
+    assert not any(p.startswith("/courses/forum") for _, _, p in origin.seen)
+    done = await eventually_records(engine, 9, tag=Tag.GATEWAY_RESPONSE_DONE.value)
+    assert next(r for r in done if r.path == "/courses/essay").bytes_up == 250_000
