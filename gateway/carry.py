@@ -100,6 +100,7 @@ class Pool:
         self._open = opener
         self._idle: list[Upstream] = []
         self._all: set[Upstream] = set()
+        self._busy: set[Upstream] = set()
 
     async def take(self, asked: Asked) -> Upstream:
         key = (asked.host, asked.port)
@@ -107,13 +108,21 @@ class Pool:
             if upstream.key == key:
                 self._idle.remove(upstream)
                 if upstream.reusable:
+                    self._busy.add(upstream)
                     return upstream
                 self.drop(upstream)
         upstream = await self._open(asked)
         self._all.add(upstream)
+        self._busy.add(upstream)
         return upstream
 
+    def settle(self, upstream: Upstream) -> None:
+        """An exchange ended without giving its connection back (cancelled: a cut, a reset stream): closed."""
+        if upstream in self._busy:
+            self.drop(upstream)
+
     def give(self, upstream: Upstream) -> None:
+        self._busy.discard(upstream)
         if upstream.conn.our_state is h11.DONE and upstream.conn.their_state is h11.DONE:
             upstream.conn.start_next_cycle()
         if not upstream.reusable:
@@ -126,9 +135,11 @@ class Pool:
     def forget(self, upstream: Upstream) -> None:
         """No longer the pool's to close (a switched protocol owns it)."""
         self._all.discard(upstream)
+        self._busy.discard(upstream)
 
     def drop(self, upstream: Upstream) -> None:
         self._all.discard(upstream)
+        self._busy.discard(upstream)
         upstream.close()
 
     def close(self) -> None:
@@ -136,6 +147,7 @@ class Pool:
             upstream.close()
         self._all.clear()
         self._idle.clear()
+        self._busy.clear()
 
 
 class Carrier:
@@ -170,10 +182,21 @@ class Carrier:
         """Send the request (`headers` as they go upstream, `body` streamed), pass the answer back; True when
         the exchange finished cleanly, so the client connection may carry another. `switch`: what to do with an
         allowed protocol switch (101), for a WebSocket."""
+        taken: list[Upstream] = []
+        try:
+            return await self._carry(handoff, asked, headers, body, reply, pool, switch, taken)
+        finally:
+            for upstream in taken:
+                pool.settle(upstream)
+
+    async def _carry(self, handoff: Handoff, asked: Asked, headers: list[tuple[bytes, bytes]],
+                     body: AsyncIterator[bytes], reply: Reply, pool: Pool,
+                     switch: Callable[[Upstream, Any], Awaitable[None]] | None, taken: list[Upstream]) -> bool:
         up_bytes = 0
         upstream: Upstream | None = None
         try:
             upstream = await pool.take(asked)
+            taken.append(upstream)
             upstream.send(h11.Request(method=asked.method, target=asked.path.encode("ascii", "replace"),
                                       headers=headers))
             async for chunk in body:
