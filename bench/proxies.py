@@ -170,8 +170,8 @@ http {{
   client_body_temp_path {folder}; proxy_temp_path {folder}; fastcgi_temp_path {folder};
   uwsgi_temp_path {folder}; scgi_temp_path {folder};
   server {{
-    listen 127.0.0.1:{setup.http_port}; listen [::1]:{setup.http_port};
-    listen 127.0.0.1:{setup.https_port} ssl; listen [::1]:{setup.https_port} ssl;
+    listen 127.0.0.1:{setup.http_port} backlog=4096; listen [::1]:{setup.http_port} backlog=4096;
+    listen 127.0.0.1:{setup.https_port} ssl backlog=4096; listen [::1]:{setup.https_port} ssl backlog=4096;
     ssl_certificate {folder}/cert.pem; ssl_certificate_key {folder}/key.pem;
     location = /1k {{ default_type text/plain; return 200 "{page}"; }}
     location = /big {{ alias {folder}/big.bin; }}

@@ -1,7 +1,8 @@
-"""The fast front: takes every client connection, decides the CONNECT, splices or hands off.
+"""The fast front: takes every client connection, decides the CONNECT, splices or inspects.
 
 Per connection: read one head (h11), resolve identity, decide with `policies`, write the audit record, then
-refuse, splice a passthrough tunnel, or hand the connection to the inspector with a signed header.
+refuse, splice a passthrough tunnel, or inspect: with the front's own engine (`gateway.engine`), or by handing
+the connection to the mitmproxy inspector with a signed header when `proxy.engine` chooses it.
 """
 
 from __future__ import annotations
