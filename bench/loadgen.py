@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import ssl
@@ -28,10 +29,21 @@ class Tally:
     bytes: int = 0
     latencies: list[float] = field(default_factory=list)
     counting: bool = False
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Errors by kind (exception class and message), for telling a proxy's refusal from a client's limit."""
+
+    def failed(self, exc: BaseException) -> None:
+        if self.counting:
+            self.errors += 1
+            kind = f"{type(exc).__name__}: {exc}"[:80]
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
 
 
+@functools.cache
 def client_hello(host: str) -> bytes:
-    """The first flight of a real TLS client for `host`, made once in memory and sent as is on every tunnel."""
+    """The first flight of a real TLS client for `host`, made once in memory and sent as is on every tunnel
+    (once per process: making a context loads the CA store, tens of milliseconds that 1,000 tunnels starting at
+    once would spend with the event loop blocked)."""
     context = ssl.create_default_context()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
@@ -65,8 +77,8 @@ async def tunnels(args: argparse.Namespace, tally: Tally, stop: asyncio.Event) -
             if tally.counting:
                 tally.done += 1
                 tally.latencies.append(time.perf_counter() - started)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            tally.errors += tally.counting
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            tally.failed(exc)
         finally:
             if writer is not None:
                 writer.close()
@@ -82,9 +94,15 @@ async def _response(reader: asyncio.StreamReader) -> int:
     return length
 
 
+@functools.cache
+def _trusting(cafile: str) -> ssl.SSLContext:
+    """One client context for every connection (see `client_hello`)."""
+    return ssl.create_default_context(cafile=cafile)
+
+
 async def inspected(args: argparse.Namespace, tally: Tally, stop: asyncio.Event) -> None:
     host = args.target.rsplit(":", 1)[0]
-    context = ssl.create_default_context(cafile=args.cafile)
+    context = _trusting(args.cafile)
     request = f"GET {args.path} HTTP/1.1\r\nHost: {args.target}\r\n\r\n".encode()
     while not stop.is_set():
         writer = None
@@ -98,8 +116,8 @@ async def inspected(args: argparse.Namespace, tally: Tally, stop: asyncio.Event)
                 if tally.counting:
                     tally.done += 1
                     tally.latencies.append(time.perf_counter() - started)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
-            tally.errors += tally.counting
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError) as exc:
+            tally.failed(exc)
             await asyncio.sleep(0.01)
         finally:
             if writer is not None:
@@ -153,7 +171,8 @@ async def run(args: argparse.Namespace) -> None:
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
-    print(json.dumps({"done": tally.done, "errors": tally.errors, "bytes": tally.bytes, "seconds": seconds,
+    print(json.dumps({"done": tally.done, "errors": tally.errors, "error_kinds": tally.kinds, "bytes": tally.bytes,
+                      "seconds": seconds,
                       "cpu": cpu, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "pid": os.getpid()}), flush=True)
 
 
