@@ -19,7 +19,7 @@ import h11
 
 from gatehouse.audit import Tag
 from gatehouse.settings import ResolveTable
-from gateway.checks import Asked, Refusal, RequestChecks
+from gateway.checks import TEXT, Asked, Refusal, RequestChecks
 from gateway.handoff import HEADER, Handoff
 from gateway.upstream import UpstreamRefused, upstream_address
 from policies.snapshot import Snapshot
@@ -33,7 +33,6 @@ IDLE_KEPT = 8
 HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"proxy-authenticate",
                  b"te", b"trailer", b"upgrade", b"expect", b"http2-settings", HEADER.encode()})
 """Headers that belong to one hop (RFC 9110 7.6.1), and the hand-off header no client may send on."""
-TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 class UpstreamFailed(Exception):

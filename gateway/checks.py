@@ -18,6 +18,7 @@ from gatehouse.errors import InvalidInput
 from gatehouse.explain import parse_url
 from gateway.blockpage import HEADERS, BlockPage
 from gateway.handoff import Handoff
+from gateway.http1 import response_bytes
 from gateway.identity import ControlUnavailable, IdentityResolver
 from gateway.metering import QuotaGate
 from policies.decision import Decision, Reason, ReasonCode, RequestFacts, Verdict, decide_request, decide_url, deny
@@ -25,6 +26,7 @@ from policies.hosts import HostError, canonical_host, split_authority
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @dataclass(slots=True)
@@ -147,6 +149,9 @@ class RequestChecks:
         reason = decision.reasons[0]
         return deny(reason.code, f"{asked.host} sent you on to {target}: {reason.detail}", reason.rule_id)
 
+    async def malformed(self, handoff: Handoff, status: int, detail: str) -> bytes:
+        return await record_malformed(self._audit, handoff.client, status, detail, handoff)
+
     async def close(self, handoff: Handoff, asked: Asked, tag: Tag, decision: str, reason: str, status: int = 0,
                     up: int | None = None, down: int | None = None) -> None:
         """The closing record of a request (done, refused after the fact, or failed); a lost one is logged."""
@@ -162,6 +167,21 @@ class RequestChecks:
         return AuditEvent(tag, "gateway", actor=asked.actor, terminal=handoff.terminal, client_addr=handoff.client,
                           method=asked.method, host=asked.host, path=asked.path, decision=decision,
                           reason=reason, status=status, bytes_up=up, bytes_down=down, duration_ms=duration)
+
+
+async def record_malformed(audit: AuditSink, client: str, status: int, detail: str,
+                           handoff: Handoff | None = None) -> bytes:
+    """Record a request whose framing is broken (never forwarded; recorded like any denial, with the terminal and
+    inmate when the connection was already handed off); the answer to send before closing."""
+    event = AuditEvent(Tag.GATEWAY_REQUEST_DENIED, "gateway", actor=handoff.inmate if handoff else "",
+                       terminal=handoff.terminal if handoff else "", client_addr=client,
+                       host=handoff.host if handoff else "", decision="deny",
+                       reason=f"{ReasonCode.BAD_REQUEST}: {detail}", status=status)
+    try:
+        await audit.write(event)
+    except AuditUnavailable:
+        log.error("gateway: record of a malformed request from %s lost", client)
+    return response_bytes(status, f"gateway: {detail}\n".encode(), TEXT)
 
 
 def _refused(handoff: Handoff) -> Decision:

@@ -22,13 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy.certs import CertStore
 
-from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.ca import BASENAME
-from gateway.carry import CHUNK, HOP, TEXT, Carrier, ClientGone, Pool, Upstream, cleaned
+from gateway.carry import CHUNK, HOP, Carrier, ClientGone, Pool, Upstream, cleaned
 from gateway.checks import Asked, Refusal
 from gateway.handoff import Handoff
-from gateway.http1 import MAX_HEAD, response_bytes
-from policies.decision import ReasonCode
+from gateway.http1 import MAX_HEAD
 from policies.hosts import HostError, is_ip_literal, split_authority
 
 log = logging.getLogger(__name__)
@@ -160,10 +158,9 @@ class LeafCerts:
 
 
 class Engine:
-    def __init__(self, *, carrier: Carrier, certs: LeafCerts, audit: AuditSink) -> None:
+    def __init__(self, *, carrier: Carrier, certs: LeafCerts) -> None:
         self._carrier = carrier
         self._certs = certs
-        self._audit = audit
 
     async def serve_tunnel(self, handoff: Handoff, reader: Any, writer: Any, *, refused: str | None,
                            h2: bool) -> None:
@@ -180,7 +177,7 @@ class Engine:
         if side.protocol == "h2":
             from gateway.engine_h2 import H2Server
 
-            await H2Server(self._carrier, self.malformed, handoff, side, refused).run()
+            await H2Server(self._carrier, handoff, side, refused).run()
         else:
             await self.serve(handoff, side, refused=refused)
 
@@ -188,20 +185,21 @@ class Engine:
         """HTTP/1.1 requests on one client connection, one after another, until either end closes it."""
         client = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         pool = self._carrier.pool(tls=bool(handoff.host))
+        malformed = self._carrier.checks.malformed
         try:
             while True:
                 try:
                     event = await _next(client, side)
                 except h11.RemoteProtocolError as exc:
-                    side.write(await self.malformed(handoff, exc.error_status_hint, f"malformed request: {exc}"))
+                    side.write(await malformed(handoff, exc.error_status_hint, f"malformed request: {exc}"))
                     await side.drain()
                     return
                 if not isinstance(event, h11.Request):
                     return
                 framing = {k for k, _ in event.headers if k in (b"content-length", b"transfer-encoding")}
                 if len(framing) == 2:  # h11 would let Transfer-Encoding win; a smuggling attempt is refused
-                    side.write(await self.malformed(handoff, 400, "malformed request: both Content-Length and "
-                                                    "Transfer-Encoding frame the body"))
+                    side.write(await malformed(handoff, 400, "malformed request: both Content-Length and "
+                                               "Transfer-Encoding frame the body"))
                     await side.drain()
                     return
                 await self._exchange(handoff, side, client, event, pool, refused)
@@ -212,17 +210,6 @@ class Engine:
             log.info("front: %s sent a malformed body: %s", handoff.client, exc)
         finally:
             pool.close()
-
-    async def malformed(self, handoff: Handoff, status: int, detail: str) -> bytes:
-        """Record a request whose framing is broken; the answer to send before closing."""
-        event = AuditEvent(Tag.GATEWAY_REQUEST_DENIED, "gateway", actor=handoff.inmate, terminal=handoff.terminal,
-                           client_addr=handoff.client, host=handoff.host, decision="deny",
-                           reason=f"{ReasonCode.BAD_REQUEST}: {detail}", status=status)
-        try:
-            await self._audit.write(event)
-        except AuditUnavailable:
-            log.error("front: record of a malformed request from %s lost", handoff.client)
-        return response_bytes(status, f"gateway: {detail}\n".encode(), TEXT)
 
     async def _exchange(self, handoff: Handoff, side: Side, client: h11.Connection, request: h11.Request,
                         pool: Pool, refused: str | None) -> None:

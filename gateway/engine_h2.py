@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import h2.config
@@ -38,10 +38,8 @@ class Stream:
 
 
 class H2Server:
-    def __init__(self, carrier: Carrier, malformed: Callable[[Handoff, int, str], Awaitable[bytes]],
-                 handoff: Handoff, side: object, refused: str | None) -> None:
+    def __init__(self, carrier: Carrier, handoff: Handoff, side: object, refused: str | None) -> None:
         self._carrier = carrier
-        self._malformed = malformed
         self._handoff = handoff
         self._side = side
         self._refused = refused
@@ -66,7 +64,7 @@ class H2Server:
                     events = self._conn.receive_data(data)
                 except h2.exceptions.ProtocolError as exc:
                     self.flush()  # the GOAWAY h2 prepared
-                    await self._malformed(self._handoff, 400, f"malformed HTTP/2: {exc}")
+                    await self._carrier.checks.malformed(self._handoff, 400, f"malformed HTTP/2: {exc}")
                     return
                 for event in events:
                     self._on(event)

@@ -23,6 +23,7 @@ from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
 from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, BlockPage
+from gateway.checks import TEXT, record_malformed
 from gateway.engine import Engine, PlainSide
 from gateway.handoff import HEADER, Handoff, sign
 from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
@@ -267,14 +268,7 @@ class Front:
         try:
             head = await read_head(reader)
         except BadRequest as exc:
-            # Ambiguous or malformed framing is never forwarded; the attempt is recorded like any denial.
-            event = AuditEvent(Tag.GATEWAY_REQUEST_DENIED, "gateway", client_addr=address, decision="deny",
-                               reason=f"{ReasonCode.BAD_REQUEST}: {exc}", status=exc.status)
-            try:
-                await self._audit.write(event)
-            except AuditUnavailable:
-                log.error("front: record of a malformed request from %s lost", address)
-            writer.write(response_bytes(exc.status, f"gateway: {exc}\n".encode(), _TEXT))
+            writer.write(await record_malformed(self._audit, address, exc.status, str(exc)))
             return
         if head is None:
             return
@@ -294,7 +288,7 @@ class Front:
             await self._plain(identity, head, reader, writer)
         else:
             writer.write(response_bytes(400, b"gateway: this is a proxy; send absolute-form requests or CONNECT\n",
-                                        _TEXT))
+                                        TEXT))
 
     async def _connect(self, identity: Identity, head: Head, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
@@ -374,7 +368,7 @@ class Front:
                                             refused=sni_mismatch(parsed.sni, host), h2=b"h2" in parsed.alpn_protocols)
             return
         if self._inspector() is None:
-            writer.write(response_bytes(503, b"gateway: the inspector is not running\n", _TEXT))
+            writer.write(response_bytes(503, b"gateway: the inspector is not running\n", TEXT))
             return
         token = sign(self._key, handoff)
         rewritten = head.serialize([(HEADER.encode(), token.encode())], HOP_HEADERS)
@@ -425,7 +419,7 @@ class Front:
                                                 decision.explanation, host))
         except AuditUnavailable as exc:
             log.error("front: refusing %s: %s", head.target, exc)
-            writer.write(response_bytes(503, b"gateway: the audit log is unavailable; access is paused\n", _TEXT))
+            writer.write(response_bytes(503, b"gateway: the audit log is unavailable; access is paused\n", TEXT))
             return False
         return True
 
@@ -451,9 +445,6 @@ class Front:
         return AuditEvent(tag, "gateway", actor=session.inmate_number if session else "", terminal=identity.terminal,
                           client_addr=identity.address, method=head.method, host=host,
                           path="" if head.method == "CONNECT" else head.target, decision=decision, reason=reason)
-
-
-_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _report_failure(served: asyncio.Future[None]) -> None:

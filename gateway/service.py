@@ -63,7 +63,7 @@ class Gateway:
         if settings["proxy.engine"] == "front":
             carrier = Carrier(checks=checks, policy=self._snapshot, resolve=resolve,
                               upstream_ca_file=settings["proxy.upstream_ca_file"])
-            self.engine = Engine(carrier=carrier, certs=LeafCerts(settings.ca_dir), audit=kernel.audit)
+            self.engine = Engine(carrier=carrier, certs=LeafCerts(settings.ca_dir))
         self.front = Front(identity=self.identity, policy=self._snapshot, audit=kernel.audit, key=key,
                            inspector=lambda: self.inspector.address, take=self.inspector.take,
                            portal_url=settings.portal_url, resolve=resolve,
