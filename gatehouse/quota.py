@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gatehouse.errors import GatehouseError
-from gatehouse.redisconn import bounded_redis
+from gatehouse.redisconn import bounded_redis, once_more_on_reconnect
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +215,11 @@ class RedisQuotaStore:
     async def check_and_mark(self, inmate: str, category: str, day: date, minute: int,
                              budget: int | None) -> Mark:
         _checked(inmate, minute, budget)
+        key, args = self._key(inmate, category, day), [minute, -1 if budget is None else budget, self._retention_ms]
         try:
-            allowed, used, marked = await self._check_and_mark(
-                keys=[self._key(inmate, category, day)],
-                args=[minute, -1 if budget is None else budget, self._retention_ms])
+            # Run twice at most (a broken connection): a minute already marked by the first run is not spent again.
+            allowed, used, marked = await once_more_on_reconnect(
+                self._redis, lambda: self._check_and_mark(keys=[key], args=args))
         except RedisError as exc:
             raise self._down(exc) from exc
         self._up()
@@ -229,11 +230,16 @@ class RedisQuotaStore:
 
     async def usage_many(self, inmate: str, categories: Sequence[str], day: date) -> dict[str, int]:
         _check_inmate(inmate)
-        try:
+        keys = [self._key(inmate, category, day) for category in categories]
+
+        async def counted() -> list[int]:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for category in categories:
-                    pipe.bitcount(self._key(inmate, category, day))
-                counts = await pipe.execute()
+                for key in keys:
+                    pipe.bitcount(key)
+                return list(await pipe.execute())
+
+        try:
+            counts = await once_more_on_reconnect(self._redis, counted)
         except RedisError as exc:
             raise self._down(exc) from exc
         self._up()

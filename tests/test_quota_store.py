@@ -302,6 +302,30 @@ async def test_redis_that_goes_away_refuses_then_meters_again(caplog: pytest.Log
     assert levels == ["ERROR", "WARNING"], "one line when Redis goes away, one when it is back"
 
 
+async def test_a_redis_restarted_while_idle_costs_no_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    """Connections pooled before Redis went away are dead once it is back: the first use of each fails, and is
+    tried once more on a fresh connection instead of refusing a request of an inmate."""
+    port = free_port()
+    server = await start_redis(port)
+    store = RedisQuotaStore.from_url(f"redis://127.0.0.1:{port}/0")
+    caplog.set_level(logging.WARNING, "gatehouse.quota")
+    try:
+        await asyncio.gather(*(store.check_and_mark(f"A{n}", "general", DAY, 0, 60) for n in range(8)))
+        server.kill()
+        await server.wait()
+        server = await start_redis(port)  # no request while it was away: the pool still holds the old sockets
+        for minute in range(1, 4):
+            mark = await store.check_and_mark("A1", "general", DAY, minute, 60)
+            assert (mark.allowed, mark.used) == (True, minute)
+        assert await store.usage_many("A2", ["general"], DAY) == {"general": 0}
+    finally:
+        await store.close()
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+    assert [r.getMessage() for r in caplog.records if r.name == "gatehouse.quota"] == []
+
+
 SCRIPT_INNER = {"getbit", "bitcount", "setbit", "pexpire"}
 
 
