@@ -17,12 +17,10 @@ from gatehouse.bus import (
     InmateSuspended,
     Lockdown,
     LockdownLifted,
-    MalformedEvent,
     PolicyChanged,
     TerminalDisabled,
-    decode,
 )
-from gatehouse.control import events_after, last_event_id
+from gatehouse.control import follow_events
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel, read_secret
 from gatehouse.policy_store import describe_change, follow_files
@@ -115,31 +113,11 @@ class Gateway:
     async def _follow_control_events(self) -> None:
         """Read the control actions other processes wrote (the CLI, another node's portal) every half second:
         the way they reach this node without Redis, and the way it catches up on any it did not hear."""
-        last = await asyncio.to_thread(self._last_event)
-        while True:
-            await asyncio.sleep(CONTROL_POLL_S)
-            try:
-                rows = await asyncio.to_thread(self._events_after, last)
-            except SQLAlchemyError as exc:
-                log.warning("control: cannot read control events (%s); trying again", exc.__class__.__name__)
-                continue
-            for row_id, payload in rows:
-                last = row_id
-                try:
-                    event = decode(payload)
-                except MalformedEvent as exc:
-                    log.error("control: event %d skipped: %s", row_id, exc)
-                    continue
-                await self.front.on_event(event)
-                await self._on_event(event)
+        await follow_events(self._kernel.factory, self._apply_control_event, CONTROL_POLL_S)
 
-    def _last_event(self) -> int:
-        with self._kernel.factory() as session:
-            return last_event_id(session)
-
-    def _events_after(self, after: int) -> list[tuple[int, str]]:
-        with self._kernel.factory() as session:
-            return [(row.id, row.payload) for row in events_after(session, after)]
+    async def _apply_control_event(self, event: ControlEvent) -> None:
+        await self.front.on_event(event)
+        await self._on_event(event)
 
     async def _on_health(self, healthy: bool) -> None:
         """Lost: every open connection closes and new ones are refused (see IdentityResolver). Back: cached
