@@ -371,3 +371,70 @@ def test_recovery_cuts_a_torn_tail_and_finds_the_last_record_from_the_end(tmp_pa
     append_checkpoint(folder, signer.sign(NODE, "checkpoint", 3, records[2].hash, "2026-11-23T10:02:00"))
     lines = (folder / "checkpoints.jsonl").read_bytes().splitlines()
     assert [Checkpoint.from_json(line).seq for line in lines] == [2, 3] and last_checkpoint_seq(folder) == 3
+
+
+def _segment(settings: Settings) -> Path:
+    from gatehouse.audit.segments import segment_files
+
+    files = segment_files(settings.audit_dir / NODE)
+    assert len(files) == 1
+    return files[0]
+
+
+def _edit_lines(path: Path, edit: str) -> None:
+    """Change a segment file as someone with access to the node's disk could: by record numbers (1-based)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    if edit.startswith("delete "):
+        gone = {int(n) for n in edit.removeprefix("delete ").split(",")}
+        lines = [line for n, line in enumerate(lines, start=1) if n not in gone]
+    elif edit.startswith("swap "):
+        a, b = (int(n) - 1 for n in edit.removeprefix("swap ").split(","))
+        lines[a], lines[b] = lines[b], lines[a]
+    elif edit.startswith("garble "):
+        lines[int(edit.removeprefix("garble ")) - 1] = b'{"body": not json at all\n'
+    elif edit.startswith("change "):
+        n = int(edit.removeprefix("change ")) - 1
+        lines[n] = lines[n].replace(b"/page/", b"/elsewhere/")
+    elif edit.startswith("twice "):
+        n = int(edit.removeprefix("twice ")) - 1
+        lines.insert(n + 1, lines[n])
+    path.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ("delete 7", [f"DELETED    {NODE} #7: missing from the node's segment files; the database still has it"]),
+    ("delete 7,8,9", [f"DELETED    {NODE} #7-#9: missing from the node's segment files; the database still has them"]),
+    ("delete 1", [f"DELETED    {NODE} #1: missing from the node's segment files; the database still has it"]),
+    ("delete 20", [f"DELETED    {NODE} #20: missing from the node's segment files; the database still has it"]),
+    ("delete 3,12", [f"DELETED    {NODE} #3: missing from the node's segment files; the database still has it",
+                     f"DELETED    {NODE} #12: missing from the node's segment files; the database still has it"]),
+    ("swap 11,12", [f"REORDERED  {NODE} #11: stored after #12 in 000000000001.jsonl; it belongs before it"]),
+    ("twice 5", [f"REORDERED  {NODE} #5: stored twice in 000000000001.jsonl"]),
+    ("garble 5", [f"MODIFIED   {NODE} #5: line 5 of 000000000001.jsonl is not a readable record"]),
+    ("change 6", [f"MODIFIED   {NODE} #6: the database copy differs from the node's segment file"]),
+])
+async def test_a_segment_file_changed_with_the_database_intact_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, expected: list[str]) -> None:
+    """The database alone verifies, so only the comparison with the segment files can tell; every record missing
+    from either side is named by its number."""
+    settings = open_settings(tmp_path, f"sqlite:///{tmp_path / 'seg.db'}")
+    await write_chain(settings)
+    _edit_lines(_segment(settings), edit)
+    assert verify(capsys, settings) == (1, expected)
+
+
+async def test_records_in_the_segment_files_only_are_named_and_checked(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A tail not shipped yet is no problem but is named; one of those records changed on disk is."""
+    settings = open_settings(tmp_path, f"sqlite:///{tmp_path / 'seg.db'}")
+    await write_chain(settings, checkpoint_every=10)
+    sql(settings, delete(AuditRecord).where((AuditRecord.node == NODE) & (AuditRecord.seq > 17)),
+        delete(AuditCheckpoint).where((AuditCheckpoint.node == NODE) & (AuditCheckpoint.seq > 17)))
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(settings.data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: node {NODE}: records #18-#20 are in its segment files only (not shipped to the database yet, " \
+           "or removed from it)" in out
+    _edit_lines(_segment(settings), "change 19")
+    assert verify(capsys, settings) == (1, [f"MODIFIED   {NODE} #19: its content in the segment file does not match "
+                                            "its hash"])

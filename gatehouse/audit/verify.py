@@ -3,6 +3,8 @@ node and sequence number.
 
 A chain is checked in sequence order (hashes, links, gaps, the signed checkpoints and anchor) and in stored
 order (records out of sequence). Sources: the database, a node's segment files, or an exported JSONL/CSV copy.
+Where the node's segment files are at hand, they and the database are compared record by record, so a record
+missing from either side is named.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gatehouse.audit.chain import BODY_FIELDS, GENESIS, Linked
-from gatehouse.audit.segments import read_segment, segment_files
+from gatehouse.audit.segments import segment_files
 from gatehouse.audit.signing import ANCHOR, CHECKPOINT, Checkpoint, Keyring
 from gatehouse.db.models import AuditCheckpoint, AuditRecord
 from gatehouse.errors import InvalidInput
@@ -201,30 +203,110 @@ def check_chain(report: Report, node: str, records: Iterable[Linked], *, anchor:
     return summary
 
 
-def compare_segments(report: Report, node: str, database: Iterator[Linked], segments: Iterable[Linked]) -> set[int]:
-    """Records both in the database and in the node's segment files must be the same; returns the sequence
-    numbers only the segment files hold (not shipped yet, or removed from the database)."""
+@dataclass(frozen=True, slots=True)
+class SegmentLine:
+    """One line of a node's segment file: its record, or None when the line is not a readable record."""
+
+    file: str
+    number: int
+    record: Linked | None
+
+
+def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted sequence numbers as runs: 3, 4, 5, 9 -> (3, 5), (9, 9)."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+def _span(first: int, last: int) -> str:
+    return f"#{first}" if first == last else f"#{first}-#{last}"
+
+
+def compare_segments(report: Report, node: str, database: Iterator[Linked], segments: Iterable[SegmentLine], *,
+                     from_seq: int = 1) -> set[int]:
+    """The database and the node's segment files must hold the same records: a record missing from the segment
+    files (the database has it), one stored there out of order or twice, an unreadable line, and a copy that
+    differs are each named. Returns the sequence numbers only the segment files hold (not shipped yet, or
+    removed from the database; `check_chain` names those below the database's last record).
+
+    Records before `from_seq` (pruned under an anchor, or before the time checked from) are not compared. The
+    database is read first: anything it holds was in a segment file before it was shipped, so a record being
+    written while this runs cannot look missing from the segment files.
+    """
     only_in_segments: set[int] = set()
+    missing: list[int] = []
+    stray: dict[int, Linked | None] = {}
+    highest = 0
     current = next(database, None)
     try:
-        for record in segments:
-            while current is not None and current.seq < record.seq:
+        for line in segments:
+            record = line.record
+            seq = record.seq if record is not None else highest + 1
+            if record is None:
+                report.add(Problem.MODIFIED, node, seq, seq, f"line {line.number} of {line.file} is not a readable "
+                           "record")
+            if seq < from_seq:
+                highest = max(highest, seq)
+                continue
+            if seq <= highest:
+                where = f"stored twice in {line.file}" if seq == highest else \
+                    f"stored after #{highest} in {line.file}; it belongs before it"
+                report.add(Problem.REORDERED, node, seq, seq, where)
+                if seq != highest:
+                    stray[seq] = record
+                continue
+            highest = seq
+            while current is not None and current.seq < seq:
+                missing.append(current.seq)
                 current = next(database, None)
-            if current is None or current.seq != record.seq:
-                only_in_segments.add(record.seq)
-            elif (current.hash, current.prev_hash, current.body) != (record.hash, record.prev_hash, record.body):
-                report.add(Problem.MODIFIED, node, record.seq, record.seq,
-                           "the database copy differs from the node's segment file")
+            if current is not None and current.seq == seq:
+                if record is not None and (current.hash, current.prev_hash, current.body) != \
+                        (record.hash, record.prev_hash, record.body):
+                    report.add(Problem.MODIFIED, node, seq, seq, "the database copy differs from the node's "
+                               "segment file")
+                current = next(database, None)
+            elif record is not None:
+                only_in_segments.add(seq)
+                if not record.intact:
+                    report.add(Problem.MODIFIED, node, seq, seq, "its content in the segment file does not match "
+                               "its hash")
+        while current is not None:
+            missing.append(current.seq)
+            current = next(database, None)
     finally:
         if isinstance(database, Generator):
             database.close()
+    for seq, record in stray.items():  # found out of place: not missing, but its content is checked on its own
+        if record is not None and not record.intact:
+            report.add(Problem.MODIFIED, node, seq, seq, "its content in the segment file does not match its hash")
+    for first, last in _ranges(seq for seq in missing if seq not in stray):
+        report.add(Problem.DELETED, node, first, last, "missing from the node's segment files; the database still "
+                   + ("has it" if first == last else "has them"))
     return only_in_segments
 
 
-def segment_records(folder: Path) -> Iterator[Linked]:
+def segment_lines(folder: Path, notes: list[str] | None = None) -> Iterator[SegmentLine]:
+    """Every line of a node's segment files, in file order; a torn last line (a crash mid-write, cut and recorded
+    by the node when it starts) is left out and noted."""
     for path in segment_files(folder):
-        for record, _ in read_segment(path):
-            yield record
+        with path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.endswith(b"\n"):
+                    if notes is not None:
+                        notes.append(f"node {folder.name}: the last line of {path.name} is torn ({len(raw)} bytes, "
+                                     "a write a crash interrupted); the node cuts it, and records the cut, when it "
+                                     "starts")
+                    break
+                try:
+                    record: Linked | None = Linked.from_line(raw)
+                except (ValueError, KeyError, TypeError):
+                    record = None
+                yield SegmentLine(path.name, number, record)
 
 
 # --- the database ------------------------------------------------------------------------------------------
@@ -264,6 +346,7 @@ def verify_database(session: Session, keyring: Keyring, *, since: datetime | Non
         if anchor is not None:
             checkpoints = {seq: p for seq, p in checkpoints.items() if seq > anchor.seq}
         base = select(AuditRecord).where(AuditRecord.node == node)
+        first: int | None = None
         if since is not None:
             first = session.scalar(select(AuditRecord.seq).where(AuditRecord.node == node, AuditRecord.at >= since)
                                    .order_by(AuditRecord.seq).limit(1))
@@ -285,10 +368,15 @@ def verify_database(session: Session, keyring: Keyring, *, since: datetime | Non
         folder = audit_dir / node if audit_dir is not None else None
         elsewhere: set[int] = set()
         if folder is not None and folder.is_dir():
-            elsewhere = compare_segments(report, node, in_seq_order(), segment_records(folder))
+            from_seq = anchor.seq + 1 if anchor else 1
+            if since is not None:  # only what the database part checks
+                from_seq = max(from_seq, first if first is not None else 2**62)
+            elsewhere = compare_segments(report, node, in_seq_order(), segment_lines(folder, report.notes),
+                                         from_seq=from_seq)
             if elsewhere:
-                report.notes.append(f"node {node}: {len(elsewhere)} records are in its segment files only (not "
-                                    "shipped to the database yet, or removed from it)")
+                spans = ", ".join(_span(a, b) for a, b in _ranges(sorted(elsewhere)))
+                report.notes.append(f"node {node}: records {spans} are in its segment files only (not shipped to "
+                                    "the database yet, or removed from it)")
         summary = check_chain(report, node, in_seq_order(), anchor=anchor, checkpoints=checkpoints,
                               partial=since is not None, elsewhere=elsewhere)
         report.nodes.append(summary)
