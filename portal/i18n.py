@@ -16,7 +16,8 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_time as babel_time
@@ -90,25 +91,44 @@ def negotiate(accept_language: str, default: str) -> str:
     return min(choices)[2] if choices else default
 
 
+@cache
+def regional(language: str, zone: ZoneInfo | None) -> Locale:
+    """The language as it is written in the facility's country, found from its time zone (CLDR): English in
+    Europe/Brussels is en_BE (2 December, 15:47), not en_US. A language without a form for that country keeps its
+    own, except English, which falls back to en_GB: day before month, a 24-hour clock."""
+    territory = get_global("zone_territories").get(zone.key) if zone is not None else None
+    if territory:
+        try:
+            return Locale.parse(f"{language}_{territory}")
+        except (UnknownLocaleError, ValueError):
+            pass
+    return Locale.parse("en_GB" if language == "en" else language)
+
+
+def _locale(zone: ZoneInfo | None) -> Locale:
+    return regional(_current.get(), zone)
+
+
 def format_datetime(when: datetime, zone: ZoneInfo, form: str = "medium") -> str:
     """A stored (naive UTC) time as the reader expects it: their language's form, the facility's zone."""
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return babel_datetime(aware, format=form, tzinfo=zone, locale=Locale.parse(_current.get()))
+    return babel_datetime(aware, format=form, tzinfo=zone, locale=_locale(zone))
 
 
 def format_time(when: datetime, zone: ZoneInfo) -> str:
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return babel_time(aware, format="short", tzinfo=zone, locale=Locale.parse(_current.get()))
+    return babel_time(aware, format="short", tzinfo=zone, locale=_locale(zone))
 
 
 def format_date(when: datetime, zone: ZoneInfo) -> str:
     """The day a stored time falls on in the facility's zone, in full (a heading in a timeline)."""
     aware = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return babel_date(aware.astimezone(zone).date(), format="full", locale=Locale.parse(_current.get()))
+    return babel_date(aware.astimezone(zone).date(), format="full", locale=_locale(zone))
 
 
-def format_day(day: date) -> str:
-    return babel_date(day, format="full", locale=Locale.parse(_current.get()))
+def format_day(day: date, zone: ZoneInfo | None = None) -> str:
+    """A facility-local day in full; `zone` (the facility's) gives the country's form of the language."""
+    return babel_date(day, format="full", locale=_locale(zone))
 
 
 def format_weekly(days: frozenset[int], start: time, end: time) -> str:

@@ -237,19 +237,19 @@ def test_format_datetime_shows_facility_time_across_dst(stored: datetime, local:
 
 
 @pytest.mark.parametrize(("language", "spring", "autumn"), [
-    ("en", "Mar 29, 2026, 3:30:00\u202fAM", "Oct 25, 2026, 2:30:00\u202fAM"),
+    ("en", "29 Mar 2026, 03:30:00", "25 Oct 2026, 02:30:00"),  # English as written in Belgium (en_BE)
     ("nl", "29 mrt 2026, 03:30:00", "25 okt 2026, 02:30:00"),
     ("fr", "29 mars 2026, 03:30:00", "25 oct. 2026, 02:30:00"),
     ("de", "29.03.2026, 03:30:00", "25.10.2026, 02:30:00"),
 ])
-def test_default_forms_are_the_languages_own(language: str, spring: str, autumn: str) -> None:
+def test_default_forms_are_the_languages_in_the_facilitys_country(language: str, spring: str, autumn: str) -> None:
     i18n.activate(language)
     assert i18n.format_datetime(datetime(2026, 3, 29, 1, 30), BRUSSELS) == spring
     assert i18n.format_datetime(datetime(2026, 10, 25, 1, 30), BRUSSELS) == autumn
 
 
 @pytest.mark.parametrize(("language", "before", "after"), [
-    ("en", "1:30\u202fAM", "3:30\u202fAM"), ("nl", "01:30", "03:30"), ("fr", "01:30", "03:30"),
+    ("en", "01:30", "03:30"), ("nl", "01:30", "03:30"), ("fr", "01:30", "03:30"),
     ("de", "01:30", "03:30")])
 def test_format_time_crosses_the_spring_change(language: str, before: str, after: str) -> None:
     i18n.activate(language)

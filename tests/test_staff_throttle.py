@@ -37,10 +37,11 @@ WEAK = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def retry_minutes(body: str, zone: ZoneInfo) -> float:
-    """Minutes from now to the "Try again at 3:45 PM" the page names (the facility's zone, English)."""
-    match = re.search(r"Try again at (\d{1,2}):(\d{2})\W*([AP]M)", body)
+    """Minutes from now to the "Try again at 15:45" the page names (the facility's zone, English as written in
+    Belgium: a 24-hour clock)."""
+    match = re.search(r"Try again at (\d{2}):(\d{2})\b", body)
     assert match, f"no time to try again in: {body[:2000]}"
-    hour, minute = int(match.group(1)) % 12 + (12 if match.group(3) == "PM" else 0), int(match.group(2))
+    hour, minute = int(match.group(1)), int(match.group(2))
     now = datetime.now(UTC).astimezone(zone)
     return ((hour * 60 + minute) - (now.hour * 60 + now.minute + now.second / 60)) % (24 * 60)
 

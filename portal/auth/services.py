@@ -98,7 +98,8 @@ def opening(kernel: Kernel, kind: str, today: date) -> tuple[list[str] | None, l
     windows = hours.kinds.get(kind)
     weekly = None if windows is None else [i18n.format_weekly(w.days, w.start, w.end) for w in windows]
     soon = sorted(d for d in hours.closed if today <= d < today + timedelta(days=28))
-    return weekly, [i18n.format_day(d) for d in soon]
+    zone = ZoneInfo(kernel.settings["facility.timezone"])
+    return weekly, [i18n.format_day(d, zone) for d in soon]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from gatehouse.sessions import LoginRefused
 from gatehouse.settings import LANGUAGES
 from gatehouse.staff import set_language as set_staff_language
 from portal.access import INMATE_COOKIE, LANGUAGE_COOKIE, client_address, inmate, public
-from portal.auth import services
+from portal.auth import services, sites
 from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
 from portal.labels import CATEGORY_LABELS, KIND_LABELS, label
@@ -76,8 +76,13 @@ async def home(request: web.Request) -> web.Response:
     weekly, closed = services.opening(request.app[KERNEL], kind, today)
     spent = await services.minutes_today(request.app[KERNEL], active, now) if active is not None else []
     minutes = None if spent is None else [(label(CATEGORY_LABELS, m.category), m) for m in spent]
+    found = sites.open_now(request.app[KERNEL].policies.snapshot, active.subject, now) if active is not None else []
+    exhausted = {m.category for m in spent or [] if m.left == 0}
+    open_sites = [(label(CATEGORY_LABELS, category), group, category in exhausted)
+                  for category, group in sites.by_category(found)]
     return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind),
-                                              "weekly": weekly, "closed_days": closed, "minutes": minutes})
+                                              "weekly": weekly, "closed_days": closed, "minutes": minutes,
+                                              "sites": open_sites})
 
 
 @routes.post("/logout", name="logout")
