@@ -140,6 +140,29 @@ def _host_list(value: Any) -> tuple[str, ...]:
     return tuple(sorted({item.strip().lower().rstrip(".") for item in value}))
 
 
+def _host_patterns(value: Any) -> tuple[str, ...]:
+    """Host names or `*.domain` patterns, checked as policy rules check theirs (no `*.com`)."""
+    from policies.rules import HostPattern
+
+    try:
+        return tuple(sorted({str(HostPattern.parse(item)) for item in _host_list(value)}))
+    except ValueError as exc:
+        raise ValueError(f"must be a list of host names or *.domain patterns: {exc}") from None
+
+
+BROWSER_SERVICE_HOSTS = (
+    "accounts.google.com", "android.clients.google.com", "chromewebstore.googleapis.com",
+    "chromesyncpasswords-pa.googleapis.com", "clients1.google.com", "clients2.google.com",
+    "clients2.googleusercontent.com", "clients4.google.com", "clientservices.googleapis.com",
+    "content-autofill.googleapis.com", "dl.google.com", "*.gvt1.com", "*.gvt2.com", "mtalk.google.com",
+    "optimizationguide-pa.googleapis.com", "passwordsleakcheck-pa.googleapis.com", "safebrowsing.google.com",
+    "safebrowsing.googleapis.com", "safebrowsingohttpgateway.googleapis.com", "sb-ssl.google.com",
+    "translate.googleapis.com", "translate-pa.googleapis.com", "update.googleapis.com",
+)
+"""What Chromium calls on its own (sign-in, sync, component and extension updates, safe browsing, translate,
+autofill and optimisation hints) when flags or a managed policy do not switch it off."""
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -192,6 +215,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit.alert_burst_minutes", 5, "The burst window for the alert above, in minutes.", _positive),
     Setting("audit.alert_daily_minutes", 240,
             "Active minutes of one inmate in a day (a minute with any request) that raise an alert.", _positive),
+    Setting("audit.browser_service_hosts", BROWSER_SERVICE_HOSTS,
+            "Hosts the browser calls by itself (updates, sync, safe browsing); names or *.domain. Their requests "
+            "are recorded but count in no alert and not among the busiest sites.", _host_patterns),
     Setting("audit.alert_scan_seconds", 60, "How often the portal looks for new alerts in the audit log.",
             _positive),
     Setting("login.max_attempts", 5, "Wrong PINs in a row before an inmate account is locked.", _positive),

@@ -7,12 +7,12 @@ cursor). Counting runs in the database; only the buckets come back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, case, false, func, not_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from gatehouse.db.models import AuditRecord
@@ -161,15 +161,24 @@ def denials_by_reason(session: Session, filters: Filters, since: datetime, until
     return sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:top]
 
 
-def busiest_hosts(session: Session, filters: Filters, since: datetime, until: datetime,
-                  top: int = 10) -> list[tuple[str, int, int]]:
-    """Hosts with the most gateway decisions: (host, allowed, denied)."""
+def host_in(patterns: Iterable[str]) -> ColumnElement[bool]:
+    """Records whose host is one of the names, or below one of the `*.domain` patterns (not domain itself)."""
+    clauses = [AuditRecord.host.endswith(p[1:], autoescape=True) if p.startswith("*.") else AuditRecord.host == p
+               for p in patterns]
+    return or_(*clauses) if clauses else false()
+
+
+def busiest_hosts(session: Session, filters: Filters, since: datetime, until: datetime, top: int = 10,
+                  background: Iterable[str] = (), only_background: bool = False) -> list[tuple[str, int, int]]:
+    """Hosts with the most gateway decisions: (host, allowed, denied). Hosts matching `background` (what the
+    browser calls by itself) are left out, or with `only_background` are the only ones counted."""
     denied = func.sum(case((AuditRecord.decision == "deny", 1), else_=0))
     total = func.count()
+    noise = host_in(background)
     rows = session.execute(
         select(AuditRecord.host, total, denied)
         .where(*_where(filters), AuditRecord.tag.in_(GATEWAY_TAGS), AuditRecord.host != "",
-               AuditRecord.at >= since, AuditRecord.at < until)
+               AuditRecord.at >= since, AuditRecord.at < until, noise if only_background else not_(noise))
         .group_by(AuditRecord.host).order_by(total.desc(), AuditRecord.host).limit(top)).all()
     return [(host, int(n) - int(no or 0), int(no or 0)) for host, n, no in rows]
 

@@ -58,6 +58,8 @@ class Charts:
     hours: list[Bar]
     reasons: list[tuple[str, int]]
     hosts: list[tuple[str, int, int]]
+    background: list[tuple[str, int, int]]
+    """Hosts the browser calls by itself (`audit.browser_service_hosts`), apart from the busiest sites."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ def zone_of(kernel: Kernel) -> ZoneInfo:
 def thresholds(kernel: Kernel) -> rules.Thresholds:
     values = kernel.settings.values
     return rules.Thresholds(values["audit.alert_burst"], values["audit.alert_burst_minutes"],
-                            values["audit.alert_daily_minutes"])
+                            values["audit.alert_daily_minutes"], tuple(values["audit.browser_service_hosts"]))
 
 
 def _row(row: AuditRecord, zone: ZoneInfo) -> RecordRow:
@@ -114,10 +116,13 @@ def labelled(kernel: Kernel, hours: list[Bar], days: int) -> list[tuple[str, int
 
 
 def _charts(kernel: Kernel, filters: Filters, since: datetime, until: datetime) -> Charts:
+    background = kernel.settings["audit.browser_service_hosts"]
     with kernel.factory() as session:
         return Charts(review.per_hour(session, filters, since, until),
                       review.denials_by_reason(session, filters, since, until),
-                      review.busiest_hosts(session, filters, since, until))
+                      review.busiest_hosts(session, filters, since, until, background=background),
+                      review.busiest_hosts(session, filters, since, until, background=background,
+                                           only_background=True))
 
 
 async def charts(kernel: Kernel, filters: Filters, days: int, actor: str, address: str) -> tuple[Charts, datetime]:

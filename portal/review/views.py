@@ -90,7 +90,8 @@ async def charts(request: web.Request) -> web.Response:
             description=_("The sites with the most requests, allowed and denied.")), data.hosts),
     ]
     return render(request, "review/charts.html", {"form": form, "days": days, "periods": PERIODS, "svgs": svgs,
-                                                   "query": form.query(), **_choices()})
+                                                   "background": data.background, "query": form.query(),
+                                                   **_choices()})
 
 
 @routes.get("/audit/alerts", name="audit-alerts")
