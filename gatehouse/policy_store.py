@@ -29,6 +29,28 @@ from policies.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
+DORMANT_KEYS = {
+    "courses": "no course enrolment exists yet (the learning domain is not built), so this scope matches nobody; "
+               "the rule applies only through its groups or inmates",
+    "visit": "video visits do not exist yet, so no inmate is ever in one and this rule never applies",
+}
+"""Rule keys that parse but that nothing fills today; `policy check` warns about each until its domain exists
+(then its entry goes). A rule scoped only to courses is otherwise accepted in silence and quietly never matches."""
+
+
+def dormant(result: ParseResult) -> list[PolicyError]:
+    """A warning for each use of a key in DORMANT_KEYS, at the key's own line (`visit: false` is no use)."""
+    warnings = []
+    for rule in result.rules:
+        used = {"courses": bool(rule.courses), "visit": rule.visit}
+        lines = result.key_lines.get(rule.id, {})
+        for key, why in DORMANT_KEYS.items():
+            if used.get(key):
+                warnings.append(PolicyError(rule.source, lines.get(key, rule.line),
+                                            f"warning: rule {rule.id!r}: {key}: {why}"))
+    return warnings
+
+
 def policy_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -89,6 +111,7 @@ def check_files(paths: Iterable[Path]) -> ParseResult:
                 continue
             owner[rule.id] = str(path)
             result.rules.append(rule)
+            result.key_lines[rule.id] = parsed.key_lines.get(rule.id, {})
     result.hours = merge(hours)
     result.budgets = budget_profiles.merge(budgets)
     return result
@@ -122,6 +145,8 @@ class PolicyHolder:
                               for r in from_db.rules if r.id in taken]
             result.rules += [r for r in from_db.rules if r.id not in taken]
         self.errors = result.errors
+        for warning in dormant(result):
+            log.warning("policy: %s", warning)
         if result.errors:
             for error in result.errors:
                 log.error("policy not loaded: %s", error)

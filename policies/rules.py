@@ -118,6 +118,8 @@ class ParseResult:
     budgets: Budgets = field(default_factory=Budgets)
     budgets_lines: dict[str, int] = field(default_factory=dict)
     """Where each budget profile was given (`default`, `group school`, `inmate A1`), for the same reason."""
+    key_lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Rule id -> the line of each key the rule gives, so a warning about one key can point at it."""
 
 
 def _line(node: yaml.Node) -> int:
@@ -389,4 +391,5 @@ def parse_policy(text: str, source: str) -> ParseResult:
             continue
         seen[rule.id] = _line(node)
         result.rules.append(rule)
+        result.key_lines[rule.id] = {str(key.value): _line(key) for key, _value in node.value}
     return result

@@ -15,7 +15,7 @@ from gatehouse.errors import InvalidInput
 from gatehouse.explain import explain
 from gatehouse.facility import ensure_facility
 from gatehouse.kernel import Kernel, write_secret
-from gatehouse.policy_store import check_files
+from gatehouse.policy_store import check_files, dormant
 from gatehouse.settings import CONFIG_NAME, Resolve, Settings, default_config_text, load_settings
 
 EXAMPLE_POLICY = """\
@@ -195,12 +195,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     for path in missing:
         print(f"{path}:1: no such file", file=sys.stderr)
     result = check_files(p for p in args.files if p.is_file())
-    for error in result.errors:
-        print(error, file=sys.stderr)
+    warnings = dormant(result)
+    for line in sorted([*result.errors, *warnings], key=lambda e: (e.source, e.line)):
+        print(line, file=sys.stderr)
     if result.errors or missing:
         print(f"{len(result.errors) + len(missing)} error(s); nothing was changed", file=sys.stderr)
         return 1
-    print(f"ok: {len(result.rules)} rule(s) in {len(args.files)} file(s)")
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
+    print(f"ok: {len(result.rules)} rule(s) in {len(args.files)} file(s){noted}")
     return 0
 
 
