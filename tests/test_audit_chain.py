@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
 import re
 import shutil
 from datetime import datetime, timedelta
@@ -338,9 +339,11 @@ async def test_a_full_disk_refuses_records_and_leaves_the_segment_whole(tmp_path
     assert records[1].prev_hash == records[0].hash and all(r.intact for r in records)
 
 
-def test_recovery_cuts_a_torn_tail_and_finds_the_last_record_from_the_end(tmp_path: Path) -> None:
-    """A crash mid-write leaves part of a line: recovery cuts it and resumes after the last whole record, even
-    when records are longer than the window it reads backwards with."""
+def test_recovery_cuts_a_torn_tail_and_finds_the_last_record_from_the_end(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A crash mid-write leaves part of a line: recovery cuts it, records the cut (in the log and in the chain),
+    and resumes after the last whole record, even when records are longer than the window it reads backwards
+    with."""
     from gatehouse.audit.segments import TAIL_CHUNK, SegmentAppender, read_segment, recover, segment_files
     from gatehouse.audit.signing import Checkpoint, Signer, append_checkpoint, last_checkpoint_seq
 
@@ -357,9 +360,26 @@ def test_recovery_cuts_a_torn_tail_and_finds_the_last_record_from_the_end(tmp_pa
     whole = path.stat().st_size
     with path.open("ab") as f:
         f.write(records[1].line()[: TAIL_CHUNK + 7])  # torn, and longer than one backwards read
-    assert recover(folder) == (3, records[-1].hash)
-    assert path.stat().st_size == whole
-    assert [r.seq for r, _ in read_segment(path)] == [1, 2, 3]
+    caplog.set_level(logging.WARNING, "gatehouse.audit")
+    seq, digest = recover(folder)
+    kept = [r for r, _ in read_segment(path)]
+    assert [r.seq for r in kept] == [1, 2, 3, 4] and (seq, digest) == (4, kept[-1].hash)
+    assert path.read_bytes()[:whole] == b"".join(r.line() for r in records), "the whole records stay as they were"
+    repair = kept[-1]
+    assert repair.prev_hash == records[-1].hash and repair.intact and repair.body["tag"] == Tag.AUDIT_REPAIRED
+    cut = f"{TAIL_CHUNK + 7} bytes at offset {whole} of {path.name}"
+    assert cut in repair.body["reason"] and repair.body["path"] == path.name
+    logged = [r.getMessage() for r in caplog.records if f"{TAIL_CHUNK + 7} bytes at offset {whole}" in r.getMessage()]
+    assert len(logged) == 1 and str(path) in logged[0]
+    assert recover(folder) == (4, kept[-1].hash), "a whole tail is not touched"
+
+    # a last segment holding nothing but a torn line goes; the cut is recorded in the one before it
+    second = folder / "000000000005.jsonl"
+    second.write_bytes(b'{"body":{"at":"2026-')
+    seq, digest = recover(folder)
+    assert not second.exists() and seq == 5
+    last = [r for r, _ in read_segment(path)][-1]
+    assert last.prev_hash == kept[-1].hash and f"20 bytes at offset 0 of {second.name}" in last.body["reason"]
     path.write_bytes(b"")
     assert recover(folder) == (0, "0" * 64) and not path.exists(), "an empty last segment is removed"
 
@@ -438,3 +458,72 @@ async def test_records_in_the_segment_files_only_are_named_and_checked(tmp_path:
     _edit_lines(_segment(settings), "change 19")
     assert verify(capsys, settings) == (1, [f"MODIFIED   {NODE} #19: its content in the segment file does not match "
                                             "its hash"])
+
+
+async def test_a_node_restarted_after_a_crash_signs_a_checkpoint_at_once(tmp_path: Path) -> None:
+    """Records written since the last checkpoint before a crash are signed when the node starts again, not an
+    interval later (a second crash meanwhile would leave them covered by none)."""
+    from gatehouse.audit import SegmentAuditWriter
+    from gatehouse.audit.segments import segment_files
+    from gatehouse.audit.signing import Signer, last_checkpoint_seq
+
+    folder = tmp_path / "audit" / NODE
+    signer = Signer(Ed25519PrivateKey.generate())
+    writer = SegmentAuditWriter(folder, NODE, signer=signer, checkpoint_seconds=3600)
+    await writer.start()
+    for n in range(7):
+        await writer.write(AuditEvent(Tag.GATEWAY_REQUEST_ALLOWED, "gateway", path=f"/{n}"))
+    assert await writer.checkpoint() and last_checkpoint_seq(folder) == 7
+    for n in range(7, 10):
+        await writer.write(AuditEvent(Tag.GATEWAY_REQUEST_ALLOWED, "gateway", path=f"/{n}"))
+    # a crash: no closing checkpoint, and a batch half written
+    assert writer._task is not None and writer._checkpointing is not None
+    writer._task.cancel()
+    writer._checkpointing.cancel()
+    writer._appender.close()
+    with segment_files(folder)[-1].open("ab") as f:
+        f.write(b'{"body":{"at":"2026-12-02T10:00:00')
+
+    again = SegmentAuditWriter(folder, NODE, signer=signer, checkpoint_seconds=3600)
+    await again.start()
+    try:
+        assert again.seq == 11, "ten records and the record of the cut"
+        assert last_checkpoint_seq(folder) == 11, "signed at start, not an interval later"
+    finally:
+        await again.close()
+    restarted = SegmentAuditWriter(folder, NODE, signer=signer, checkpoint_seconds=3600)
+    await restarted.start()  # after a clean stop nothing is left to sign
+    await restarted.close()
+    lines = (folder / "checkpoints.jsonl").read_bytes().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [7, 11]
+
+
+async def test_verify_reports_a_repair_apart_from_tampering(tmp_path: Path, database_url: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, database_url)
+    await write_chain(settings, 10)
+    segment = _segment(settings)
+    offset = segment.stat().st_size
+    torn = b'{"body":{"at":"2026-12-02T10:00:00.000000","bytes_down":null'
+    with segment.open("ab") as f:
+        f.write(torn)  # a crash mid-write
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(settings.data_dir)]) == 0  # while the node is down
+    assert f"the last line of {segment.name} is torn ({len(torn)} bytes" in capsys.readouterr().out
+    await write_chain(settings, 5)  # the node starts again: the cut is #11, then five records
+    capsys.readouterr()
+    code = main(["audit", "verify", "--data-dir", str(settings.data_dir)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0, out
+    assert [line for line in out if line.startswith("REPAIRED")] == [
+        f"REPAIRED   {NODE} #11: a torn last line was cut when the node started: {len(torn)} bytes at offset "
+        f"{offset} of {segment.name}, a write a crash interrupted (never acknowledged)"]
+    assert out[-1] == "verify: the chain is intact (1 repair after a crash, listed above)"
+    assert not any(line.startswith(("MODIFIED", "DELETED", "TRUNCATED", "REORDERED", "CHECKPOINT")) for line in out)
+
+    # an export carries the repair too
+    copy = tmp_path / "copy.jsonl"
+    assert main(["audit", "export", "--data-dir", str(settings.data_dir), "--output", str(copy)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(settings.data_dir), "--file", str(copy)]) == 0
+    assert any(line.startswith(f"REPAIRED   {NODE} #11:") for line in capsys.readouterr().out.splitlines())

@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import func, make_url, select
 
 from gatehouse.audit import Tag
+from gatehouse.audit.segments import read_segment, segment_files
+from gatehouse.audit.signing import last_checkpoint_seq
 from gatehouse.cli.serve import running
 from gatehouse.db.models import AuditRecord
 from gatehouse.kernel import Kernel
@@ -75,8 +77,18 @@ async def test_sigkill_mid_traffic_loses_no_record_of_a_forwarded_request(tmp_pa
     reached = {p for _, host, p in origin.seen if p.startswith("/crash/")}
     assert len(reached) >= 300
 
-    async with started(*args) as (proc, _, _, _):  # restart: the shipper copies what the segments hold
-        await stop(proc, signal.SIGINT)
+    settings = load_settings(Path(data_dir))
+    folder = settings.audit_dir / settings.node
+    head = max(record.seq for path in segment_files(folder) for record, _ in read_segment(path))
+    assert last_checkpoint_seq(folder) < head, "the crash left records no checkpoint covers"
+    segment = segment_files(folder)[-1]
+    offset = segment.stat().st_size
+    with segment.open("ab") as f:  # as if the kill had come in the middle of a write (it may have, too)
+        f.write(b'{"body":{"at":"2026-12-02T10:00:00.000000","bytes_down":null,')
+    async with started(*args) as (proc, _, _, lines):  # restart: the shipper copies what the segments hold
+        assert last_checkpoint_seq(folder) >= head + 1, "the records the crash left and the cut are signed at once"
+        output = "\n".join(lines) + await stop(proc, signal.SIGINT)
+    assert f"bytes at offset {offset} (sha256" in output, "the cut is logged"
     kernel = Kernel.open(load_settings(Path(data_dir)))
     with kernel.factory() as session:
         recorded = set(session.scalars(select(AuditRecord.path).where(
@@ -84,7 +96,9 @@ async def test_sigkill_mid_traffic_loses_no_record_of_a_forwarded_request(tmp_pa
     kernel.engine.dispose()
     assert reached - recorded == set(), "requests reached the origin without a durable record"
     assert recorded <= set(sent)
-    assert "verify: the chain is intact" in cli(data_dir, "audit", "verify")
+    verified = cli(data_dir, "audit", "verify")
+    assert "verify: the chain is intact (" in verified
+    assert f"bytes at offset {offset} of {segment.name}, a write a crash interrupted" in verified
 
 
 async def _status(client: aiohttp.ClientSession, proxy: str, path: str) -> tuple[int, str]:

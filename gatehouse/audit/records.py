@@ -63,6 +63,8 @@ class Tag(enum.StrEnum):
     AUDIT_CHECKPOINTS_EXPORTED = "audit:checkpoints:exported"
     AUDIT_VIEWED = "audit:records:viewed"
     AUDIT_ALERT_RAISED = "audit:alert:raised"
+    AUDIT_REPAIRED = "audit:segment:repaired"
+    """A torn last line (a write a crash interrupted, never acknowledged) was cut off a segment file at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +93,12 @@ class AuditEvent:
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
+
+
+def body_of(event: AuditEvent, privileged: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The record's body as the chain hashes it and the segment line holds it."""
+    row = event.as_row()
+    row["at"] = event.at.isoformat(timespec="microseconds")
+    if row["path"] and row["host"] in privileged:
+        row["path"] = ""  # privileged traffic: who and where, never what
+    return row

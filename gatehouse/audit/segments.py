@@ -1,19 +1,26 @@
 """Append-only segment files per node: a record is durable once its batch is fsynced here.
 
 Layout: `<data-dir>/audit/<node>/<first seq, 12 digits>.jsonl`, one JSON record a line. A line cut short by a
-crash was never acknowledged (its fsync had not returned), so recovery drops it.
+crash was never acknowledged (its fsync had not returned), so recovery drops it, and says so: in the log, and in
+the chain itself with a record of what was cut (`audit verify` shows it as a repair, apart from tampering).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gatehouse.audit.chain import GENESIS, Linked
+from gatehouse.audit.chain import GENESIS, Linked, link
+from gatehouse.audit.records import AuditEvent, Tag, body_of
+
+log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 64 * 1024 * 1024
 TAIL_CHUNK = 64 * 1024
@@ -54,15 +61,36 @@ def _line_start(f: BinaryIO, end: int) -> int:
     return 0
 
 
-def cut_torn_tail(path: Path) -> None:
-    """Drop an unfinished last line (never acknowledged) so that the next record starts on a line of its own."""
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """What `cut_torn_tail` took off a file: `length` bytes from `offset` on."""
+
+    file: str
+    offset: int
+    length: int
+    sha256: str
+
+    def describe(self) -> str:
+        return (f"a torn last line was cut when the node started: {self.length} bytes at offset {self.offset} of "
+                f"{self.file}, a write a crash interrupted (never acknowledged)")
+
+
+def cut_torn_tail(path: Path) -> Cut | None:
+    """Drop an unfinished last line (never acknowledged) so that the next record starts on a line of its own;
+    returns what was cut, which is logged (the caller records it where it belongs)."""
     with path.open("r+b") as f:
         size = f.seek(0, os.SEEK_END)
         f.seek(max(size - 1, 0))
         if size == 0 or f.read(1) == b"\n":
-            return
-        f.truncate(_line_start(f, size))
+            return None
+        start = _line_start(f, size)
+        f.seek(start)
+        cut = Cut(path.name, start, size - start, hashlib.sha256(f.read()).hexdigest())
+        f.truncate(start)
         os.fsync(f.fileno())
+    log.warning("audit: cut a torn last line off %s: %d bytes at offset %d (sha256 %s), a write a crash "
+                "interrupted; it was never acknowledged", path, cut.length, cut.offset, cut.sha256)
+    return cut
 
 
 def last_line(path: Path) -> bytes | None:
@@ -84,18 +112,37 @@ def last_line(path: Path) -> bytes | None:
 def recover(folder: Path) -> tuple[int, str]:
     """The last durable sequence number and hash of a node (0 and the genesis hash when it has none).
 
-    A torn tail is cut off the last segment so that new records follow the last complete one; an empty last
-    segment is removed.
+    A torn tail is cut off the last segment so that new records follow the last complete one, and the cut is
+    recorded in the chain (its own record, fsynced, tagged `audit:segment:repaired`), so whoever cuts also
+    records: the writer at start and the CLI alike. An empty last segment is removed. The folder is named by
+    its node.
     """
     files = segment_files(folder)
+    cuts: list[Cut] = []
+    seq, digest = 0, GENESIS
     while files:
-        cut_torn_tail(files[-1])
+        cut = cut_torn_tail(files[-1])
+        if cut is not None:
+            cuts.append(cut)
         line = last_line(files[-1])
         if line is not None:
             record = Linked.from_line(line)
-            return record.seq, record.hash
+            seq, digest = record.seq, record.hash
+            break
         files.pop().unlink()
-    return 0, GENESIS
+    if cuts:
+        records = []
+        for cut in cuts:
+            event = AuditEvent(Tag.AUDIT_REPAIRED, "audit", actor="recovery", path=cut.file, reason=cut.describe())
+            records.append(link(folder.name, seq + 1, digest, body_of(event)))
+            seq, digest = records[-1].seq, records[-1].hash
+        appender = SegmentAppender(folder)
+        try:
+            appender.append(records)
+        finally:
+            appender.close()
+        log.warning("audit: node %s recorded the cut as #%d", folder.name, seq)
+    return seq, digest
 
 
 class SegmentAppender:

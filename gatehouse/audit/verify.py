@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gatehouse.audit.chain import BODY_FIELDS, GENESIS, Linked
+from gatehouse.audit.records import Tag
 from gatehouse.audit.segments import segment_files
 from gatehouse.audit.signing import ANCHOR, CHECKPOINT, Checkpoint, Keyring
 from gatehouse.db.models import AuditCheckpoint, AuditRecord
@@ -64,11 +65,24 @@ class NodeSummary:
     signed_up_to: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A cut the node made and recorded in its chain (a torn last line after a crash): no tampering."""
+
+    node: str
+    seq: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'REPAIRED':<10} {self.node} #{self.seq}: {self.message}"
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
     nodes: list[NodeSummary] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
 
     def add(self, problem: Problem, node: str, first: int, last: int, message: str) -> None:
         self.findings.append(Finding(problem, node, first, last, message))
@@ -87,13 +101,23 @@ class Report:
             out.append(f"node {summary.node}: {summary.records} records ({span}), {summary.checkpoints} signed "
                        f"checkpoints up to #{summary.signed_up_to}{extra}")
         out += [str(f) for f in sorted(self.findings, key=lambda f: (f.node, f.first, f.problem.value))]
+        out += [str(r) for r in sorted(self.repairs, key=lambda r: (r.node, r.seq))]
         out += [f"note: {n}" for n in self.notes]
+        repaired = ""
+        if self.repairs:
+            n = len(self.repairs)
+            repaired = f" ({n} repair{'s' if n > 1 else ''} after a crash, listed above)"
         if self.findings:
             counts = ", ".join(f"{n} {p.value}" for p, n in sorted(self.counts().items()))
-            out.append(f"verify: {len(self.findings)} problems ({counts})")
+            out.append(f"verify: {len(self.findings)} problems ({counts}){repaired}")
         else:
-            out.append("verify: the chain is intact")
+            out.append(f"verify: the chain is intact{repaired}")
         return out
+
+    def note_repair(self, record: Linked) -> None:
+        """A record of a cut made at start, if `record` is one (only an intact record counts as the node's)."""
+        if record.body.get("tag") == Tag.AUDIT_REPAIRED and record.intact:
+            self.repairs.append(Repair(record.node, record.seq, str(record.body.get("reason", ""))))
 
 
 def body_of_row(row: AuditRecord) -> dict[str, Any]:
@@ -380,6 +404,8 @@ def verify_database(session: Session, keyring: Keyring, *, since: datetime | Non
         summary = check_chain(report, node, in_seq_order(), anchor=anchor, checkpoints=checkpoints,
                               partial=since is not None, elsewhere=elsewhere)
         report.nodes.append(summary)
+        for row in session.scalars(base.where(AuditRecord.tag == str(Tag.AUDIT_REPAIRED)).order_by(AuditRecord.seq)):
+            report.note_repair(linked_of_row(row))
     return report
 
 
@@ -465,4 +491,6 @@ def verify_export(path: Path, keyring: Keyring, witness: list[Checkpoint] | None
             checkpoints = {s: p for s, p in checkpoints.items() if s >= ordered[0].seq}
         report.nodes.append(check_chain(report, node, ordered, anchor=anchor, checkpoints=checkpoints,
                                         partial=partial))
+        for record in ordered:
+            report.note_repair(record)
     return report

@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from gatehouse.audit.chain import Linked, link
-from gatehouse.audit.records import AuditEvent
+from gatehouse.audit.records import AuditEvent, body_of
 from gatehouse.audit.segments import SegmentAppender, recover
 from gatehouse.audit.signing import CHECKPOINT, Signer, append_checkpoint, last_checkpoint_seq
 from gatehouse.db.engine import utcnow
@@ -26,14 +26,6 @@ class AuditUnavailable(Exception):
 class AuditSink(Protocol):
     async def write(self, event: AuditEvent) -> None:
         """Return once the record is durable; raise AuditUnavailable otherwise."""
-
-
-def body_of(event: AuditEvent, privileged: frozenset[str] = frozenset()) -> dict[str, Any]:
-    row = event.as_row()
-    row["at"] = event.at.isoformat(timespec="microseconds")
-    if row["path"] and row["host"] in privileged:
-        row["path"] = ""  # privileged traffic: who and where, never what
-    return row
 
 
 def checkpoint_now(folder: Path, signer: Signer, node: str, seq: int, digest: str) -> None:
@@ -67,6 +59,16 @@ class SegmentAuditWriter:
         self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder)
         self.shipped_seq = min(shipped_seq, self.seq)
         self._checkpointed = await asyncio.to_thread(last_checkpoint_seq, self.folder)
+        if self.seq > self._checkpointed:
+            # No closing checkpoint: the node crashed. Sign what it left (and the record of any cut) now, not an
+            # interval later: a second crash meanwhile would leave those records covered by no checkpoint.
+            signed_before = self._checkpointed
+            try:
+                if await self.checkpoint():
+                    log.warning("audit: node %s stopped without a closing checkpoint; signed one of #%d at start "
+                                "(the last one signed #%d)", self.node, self.seq, signed_before)
+            except OSError as exc:
+                log.error("audit: cannot write a checkpoint in %s: %s", self.folder, exc)
         self._task = asyncio.create_task(self._run(), name=f"audit-writer-{self.node}")
         if self._signer is not None:
             self._checkpointing = asyncio.create_task(self._checkpoint_forever(), name=f"audit-checkpoints-{self.node}")
