@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from gatehouse.audit.chain import Linked, link
-from gatehouse.audit.records import AuditEvent, body_of
+from gatehouse.audit.records import AuditEvent
+from gatehouse.audit.records import body_of as body_of  # re-exported: the kernel makes CLI records with it
 from gatehouse.audit.segments import SegmentAppender, recover
 from gatehouse.audit.signing import CHECKPOINT, Signer, append_checkpoint, last_checkpoint_seq
 from gatehouse.db.engine import utcnow
