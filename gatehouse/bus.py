@@ -45,6 +45,16 @@ class SessionStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageChanged:
+    """The inmate at a terminal chose another language: the next block page there must be in it, so cached
+    identity for that address is stale (open connections stay open)."""
+
+    terminal_address: str
+    session: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyChanged:
     """Policy files or curated rules changed: every node builds a new snapshot."""
 
@@ -101,8 +111,8 @@ class GrantChanged:
     added: bool
 
 
-ControlEvent = (SessionStarted | SessionEnded | PolicyChanged | InmateSuspended | InmateResumed | TerminalDisabled
-                | Lockdown | LockdownLifted | GrantChanged)
+ControlEvent = (SessionStarted | SessionEnded | LanguageChanged | PolicyChanged | InmateSuspended | InmateResumed
+                | TerminalDisabled | Lockdown | LockdownLifted | GrantChanged)
 Handler = Callable[[ControlEvent], Awaitable[None]]
 HealthHandler = Callable[[bool], Awaitable[None]]
 """Called with False when a bus stops hearing events and with True once it hears them again."""

@@ -49,12 +49,15 @@ class SessionPolicy:
     max_attempts: int
     lock: timedelta
     timezone: ZoneInfo
+    language: str = "en"
+    """The facility's language (`facility.language`): what a terminal speaks while nobody is logged in at it."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionPolicy:
         return cls(timedelta(minutes=settings["sessions.idle_minutes"]),
                    timedelta(hours=settings["sessions.max_hours"]), settings["login.max_attempts"],
-                   timedelta(minutes=settings["login.lock_minutes"]), ZoneInfo(settings["facility.timezone"]))
+                   timedelta(minutes=settings["login.lock_minutes"]), ZoneInfo(settings["facility.timezone"]),
+                   settings["facility.language"])
 
 
 @dataclass(frozen=True, slots=True)

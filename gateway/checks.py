@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.errors import InvalidInput
 from gatehouse.explain import parse_url
-from gateway.blockpage import HEADERS, BlockPage
+from gateway.blockpage import HEADERS, language_for, page_for
 from gateway.handoff import Handoff
 from gateway.http1 import response_bytes
 from gateway.identity import ControlUnavailable, IdentityResolver
@@ -44,6 +44,10 @@ class Asked:
     started: float = field(default_factory=time.monotonic)
     actor: str = ""
     """The inmate the request was decided for (the live session's), once it is."""
+    language: str | None = None
+    """The live session's language at decision time ("" when nobody is logged in; None until identity is known)."""
+    accept_language: str = ""
+    """The request's Accept-Language header: the block page's language when nobody is logged in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +85,12 @@ class RequestChecks:
                            .encode(), {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "30"})
         if decision.allowed:
             return None
-        code = decision.reasons[0].code
-        page = BlockPage(asked.url, _shown(decision), self._portal_url, handoff.language,
-                         needs_login=code is ReasonCode.NO_SESSION, closed=code is ReasonCode.TERMINAL_CLOSED,
-                         used_up=code is ReasonCode.QUOTA_EXHAUSTED, opens_at=decision.opens_at)
-        return Refusal(403, page.render(), HEADERS)
+        return self._shown(handoff, asked, decision, asked.url)
 
     async def _decide(self, handoff: Handoff, asked: Asked, refused: str | None) -> tuple[Decision, str]:
         """The decision and the inmate it was made for (the live session's, not a stale one)."""
         identity = await self._identity.resolve(handoff.client)
+        asked.language = identity.session.language if identity.session else ""
         if identity.block[0]:
             return deny(ReasonCode(identity.block[0]), identity.block[1]), ""
         session = identity.session
@@ -132,8 +133,7 @@ class RequestChecks:
         if refusal is None:
             return None
         await self.close(handoff, asked, Tag.GATEWAY_REQUEST_DENIED, "deny", refusal.explanation)
-        page = BlockPage(target, _shown(refusal), self._portal_url, handoff.language)
-        return Refusal(403, page.render(), HEADERS)
+        return self._shown(handoff, asked, refusal, target, via=asked.host)
 
     async def _redirect_refusal(self, handoff: Handoff, asked: Asked, target: str) -> Decision | None:
         identity = await self._identity.resolve(handoff.client)
@@ -148,6 +148,14 @@ class RequestChecks:
             return None
         reason = decision.reasons[0]
         return deny(reason.code, f"{asked.host} sent you on to {target}: {reason.detail}", reason.rule_id)
+
+    def _shown(self, handoff: Handoff, asked: Asked, decision: Decision, url: str, via: str = "") -> Refusal:
+        """The block page in the language of the session live at decision time (the one the connection was handed
+        over with if it could not be looked up); with nobody logged in, the browser's, then the facility's."""
+        language = language_for(asked.language, asked.accept_language, self._identity.language,
+                                handoff.language if handoff.session else "")
+        page = page_for(decision, url, self._portal_url, language, self._policy(), via=via)
+        return Refusal(403, page.render(), HEADERS)
 
     async def malformed(self, handoff: Handoff, status: int, detail: str) -> bytes:
         return await record_malformed(self._audit, handoff.client, status, detail, handoff)
@@ -188,9 +196,3 @@ def _refused(handoff: Handoff) -> Decision:
     """The front's refusal of the tunnel, as it was decided (with when it lifts, for the block page)."""
     reason = Reason(ReasonCode(handoff.code or ReasonCode.NO_MATCH), handoff.why, handoff.rule)
     return Decision(Verdict.DENY, (reason,), opens_at=datetime.fromisoformat(handoff.opens) if handoff.opens else None)
-
-
-def _shown(decision: Decision) -> str:
-    """The reason as a person reads it: what happened and which rule, without internal codes."""
-    reason = decision.reasons[0]
-    return f"{reason.detail} (rule {reason.rule_id})" if reason.rule_id else reason.detail

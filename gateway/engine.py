@@ -216,6 +216,7 @@ class Engine:
         """One request and its answer; whether the connection goes on is in h11's states (both DONE after a
         clean exchange)."""
         asked, problem, authority = _asked(handoff, request)
+        asked.accept_language = next((v.decode("latin-1") for k, v in request.headers if k == b"accept-language"), "")
         reply = H1Reply(client, side)
         refusal = await self._carrier.checks.admit(handoff, asked, problem or refused)
         if refusal is not None:

@@ -140,7 +140,8 @@ class H2Server:
         authority = pseudo.get(":authority") or next((v.decode("latin-1") for k, v in plain if k == b"host"), None)
         handoff = self._handoff
         asked = Asked(method, handoff.host, handoff.port, path, authority,
-                      f"https://{authority or handoff.host}{path}")
+                      f"https://{authority or handoff.host}{path}",
+                      accept_language=next((v.decode("latin-1") for k, v in plain if k == b"accept-language"), ""))
         problem = None
         if method == "CONNECT" or not path.startswith("/"):
             problem = f"an HTTP/2 {method or 'request'} for {path or 'no path'} is not carried through a tunnel"

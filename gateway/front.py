@@ -22,7 +22,7 @@ from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
 from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
-from gateway.blockpage import HEADERS, BlockPage
+from gateway.blockpage import HEADERS, language_for, page_for
 from gateway.checks import TEXT, record_malformed
 from gateway.engine import Engine, PlainSide
 from gateway.handoff import HEADER, Handoff, sign
@@ -427,7 +427,9 @@ class Front:
                       host: str = "") -> None:
         tag = Tag.GATEWAY_CONNECT_DENIED if head.method == "CONNECT" else Tag.GATEWAY_REQUEST_DENIED
         if await self._record(writer, head, identity, tag, decision, host):
-            page = BlockPage(head.target, decision.explanation, self._portal_url, "en")
+            live = identity.session.language if identity.session else ""
+            language = language_for(live, head.header(b"accept-language") or "", self._identity.language)
+            page = page_for(decision, head.target, self._portal_url, language, self._policy())
             writer.write(response_bytes(403, page.render(), HEADERS))
         await writer.drain()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatehouse.bus import ControlEvent, LanguageChanged
 from gatehouse.db.engine import utcnow
 from gatehouse.sessions import ActiveSession, SessionPolicy, identify
 
@@ -82,6 +83,17 @@ class IdentityResolver:
                             block)
         self._cache[address] = (now, identity)
         return identity
+
+    @property
+    def language(self) -> str:
+        """The facility's language: a block page's when nobody is logged in and the browser names none we have."""
+        return self._policy.language
+
+    async def on_event(self, event: ControlEvent) -> None:
+        """A language chosen in the portal: the next block page at that terminal is in it, on open connections too
+        (they take the language from the session looked up at each decision)."""
+        if isinstance(event, LanguageChanged):
+            self.forget(event.terminal_address)
 
     def forget(self, address: str) -> None:
         self._cache.pop(address, None)

@@ -80,6 +80,7 @@ class Gateway:
             errors = "\n".join(str(e) for e in self._kernel.policies.errors)
             raise GatehouseError(f"policy has errors; the gateway does not start:\n{errors}")
         self._kernel.bus.subscribe(self.front.on_event)
+        self._kernel.bus.subscribe(self.identity.on_event)
         self._kernel.bus.subscribe(self._on_event)
         self._kernel.bus.on_health(self._on_health)
         if self.engine is None:

@@ -81,7 +81,7 @@ async def test_inmate_logs_in_and_browses_through_the_gateway(page, platform: Pl
     response = await page.goto("https://other.test/")
     assert response is not None and response.status == 403
     assert await page.locator("h1").inner_text() == "This page is blocked"
-    assert "no rule allows other.test" in await page.locator("main").inner_text()
+    assert "This site is not on the list of allowed sites." in await page.locator("main").inner_text()
     await page.screenshot(path=str(tmp_path / "blocked.png"))
     assert not any(host == "other.test" for _, host, _ in origin.seen)
 

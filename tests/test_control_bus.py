@@ -22,6 +22,7 @@ from gatehouse.bus import (
     InmateResumed,
     InmateSuspended,
     InProcessBus,
+    LanguageChanged,
     Lockdown,
     LockdownLifted,
     MalformedEvent,
@@ -40,6 +41,7 @@ from tests.helpers import free_port, start_redis
 SAMPLES: list[ControlEvent] = [
     SessionStarted("10.20.0.7", "s-1"),
     SessionEnded("10.20.0.7", "s-1", "logout"),
+    LanguageChanged("10.20.0.7", "s-1", "fr"),
     PolicyChanged("files"),
     InmateSuspended("A1234", "contrebande trouvée à la fouille", "security:jdoe"),
     InmateResumed("A1234", "security:jdoe"),

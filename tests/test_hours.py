@@ -145,7 +145,7 @@ async def test_the_inmate_home_page_shows_the_terminals_hours_in_the_inmates_lan
 
 
 def test_a_rule_outside_its_window_says_when_it_opens_and_the_page_says_it_in_the_inmates_language() -> None:
-    from gateway.blockpage import BlockPage
+    from gateway.blockpage import page_for
 
     policy = snapshot("rules:\n  - id: school\n    allow: [learn.example.org]\n"
                       "    windows: [mon-fri 08:30-12:00, mon-thu 13:00-16:00]\n")
@@ -157,9 +157,8 @@ def test_a_rule_outside_its_window_says_when_it_opens_and_the_page_says_it_in_th
     assert decide_request(RequestFacts("GET", "learn.example.org", 443, "/"), CELL_WHO, never,
                           now=utc("2026-11-27T12:30")).opens_at is None
     for language, words in (("en", "This site can be used again from Monday, November 30, 2026, 8:30\u202fAM."),
-                            ("nl", "Je kan deze site weer gebruiken vanaf maandag 30 november 2026, 08:30."),
-                            ("fr", "Ce site sera de nouveau accessible à partir du lundi 30 novembre 2026, 08:30."),
-                            ("de", "Diese Seite kann ab Montag, 30. November 2026, 08:30 wieder benutzt werden.")):
-        page = BlockPage("https://learn.example.org/", decision.explanation, "http://portal", language,
-                         opens_at=decision.opens_at).render().decode()
+                            ("nl", "U kunt deze site weer gebruiken vanaf maandag 30 november 2026 om 08:30."),
+                            ("fr", "Ce site sera de nouveau accessible à partir du lundi 30 novembre 2026 à 08:30."),
+                            ("de", "Diese Seite kann ab Montag, 30. November 2026 um 08:30 wieder benutzt werden.")):
+        page = page_for(decision, "https://learn.example.org/", "http://portal", language, policy).render().decode()
         assert words in page, (language, page)

@@ -98,7 +98,7 @@ async def test_used_up_minutes_refuse_with_a_page_saying_when_new_ones_come(mete
     assert refused.status == 403 and "Your time for today is used up" in refused.body
     tomorrow = datetime.now(ZoneInfo(metered.settings["facility.timezone"])).date() + timedelta(days=1)
     assert f"New minutes from {format_date(tomorrow, 'full', locale='en')}, 12:00" in refused.body
-    assert "the 2 minutes of general for today are used up" in refused.body
+    assert "code: quota-exhausted" in refused.body
     assert plain.status == 403 and "Your time for today is used up" in plain.body
     assert learning.status == 200, "an unlimited category is not held back by a spent one"
     assert not metered.origin.saw("GET", "allowed.test", "/over-budget")
@@ -127,7 +127,7 @@ async def test_a_group_profile_is_more_generous_and_an_inmate_override_wins(mete
     later = datetime.now(UTC) + timedelta(seconds=61)
     metered.up.gateway.clock = lambda: later
     refused = await curl(metered, "https://allowed.test/override")
-    assert refused.status == 403 and "the 3 minutes of general" in refused.body
+    assert refused.status == 403 and "code: quota-exhausted" in refused.body
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> float:

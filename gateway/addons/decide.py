@@ -29,7 +29,8 @@ class RequestDecider:
         inside = bool(handoff.host)
         asked = Asked(request.method, handoff.host if inside else request.host.lower().rstrip("."),
                       handoff.port if inside else request.port, request.path, request.host_header,
-                      request.pretty_url, websocket=request.headers.get("upgrade", "").lower() == "websocket")
+                      request.pretty_url, websocket=request.headers.get("upgrade", "").lower() == "websocket",
+                      accept_language=request.headers.get("accept-language", ""))
         flow.metadata[ASKED_KEY] = asked
         refusal = await self._checks.admit(handoff, asked, flow.metadata.get(REFUSED_KEY))
         if refusal is not None:

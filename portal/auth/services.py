@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gatehouse.audit import AuditEvent, Tag
-from gatehouse.bus import BusUnavailable, ControlEvent, SessionEnded, SessionStarted
+from gatehouse.bus import BusUnavailable, ControlEvent, LanguageChanged, SessionEnded, SessionStarted
 from gatehouse.db.engine import utcnow
 from gatehouse.inmates import set_language
 from gatehouse.kernel import Kernel
@@ -82,8 +82,10 @@ async def log_out(kernel: Kernel, active: ActiveSession, address: str) -> None:
 
 
 async def choose_language(kernel: Kernel, active: ActiveSession, language: str) -> None:
-    """Remembered per inmate: the next login, on any terminal, opens in this language."""
+    """Remembered per inmate: the next login, on any terminal, opens in this language; the gateway nodes drop
+    what they hold of this terminal, so its next block page is in this language too."""
     await asyncio.to_thread(_store_language, kernel, active.inmate_number, language)
+    await announce(kernel, LanguageChanged(active.terminal_address, active.token, language))
 
 
 def _store_language(kernel: Kernel, number: str, language: str) -> None:

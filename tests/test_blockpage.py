@@ -1,0 +1,262 @@
+"""Block pages say the same thing in every language: each reason in a sentence of its own, naming the rule, in the
+live session's language (or the browser's, then the facility's, with nobody logged in); and the way back to the
+portal keeps the inmate logged in."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import string
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gatehouse.cli.serve import running
+from gatehouse.settings import LANGUAGES
+from gateway.blockpage import ASKABLE, KINDS, REASONS, RULED, TEXT, BlockPage, language_for, negotiate, page_for
+from policies.decision import Decision, Reason, ReasonCode, Verdict
+from policies.rules import parse_policy
+from policies.snapshot import Snapshot
+from tests.conftest import Origin, platform_settings
+from tests.helpers import CELL, INMATE, OTHER_INMATE, OTHER_PIN, STRANGER, Platform, connect_tunnel, csrf_from
+
+TRANSLATED = [language for language in LANGUAGES if language != "en"]
+DESCRIBED = """\
+rules:
+  - id: no-games
+    description: zzz beschrijving van de regel
+    deny: [other.test]
+"""
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _fragments(template: str) -> list[str]:
+    """The literal text of a template between its placeholders, as it would show on a page."""
+    parts = [literal.strip(" .,:;“”‘’«»„") for literal, _, _, _ in string.Formatter().parse(template)]
+    return [part for part in parts if len(part) >= 4]
+
+
+def _visible(page: str) -> str:
+    """What a reader sees of a block page, without the small line for staff (codes and rule ids)."""
+    page = re.sub(r'<p class="staff" data-code>.*?</p>', "", page, flags=re.S)
+    body = page.split("<body>", 1)[1]
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+def test_every_language_has_every_text_with_the_same_placeholders() -> None:
+    for language in TRANSLATED:
+        assert TEXT[language].keys() == TEXT["en"].keys(), language
+        for key, english in TEXT["en"].items():
+            assert _fields(TEXT[language][key]) == _fields(english), (language, key)
+
+
+def test_every_reason_code_has_a_sentence_in_every_language() -> None:
+    for language in LANGUAGES:
+        assert set(REASONS[language]) == set(ReasonCode), language
+        assert set(RULED[language]) == set(RULED["en"]), language
+        assert all(_fields(sentence) == set() for sentence in REASONS[language].values()), language
+        assert all(_fields(sentence) == {"rule"} for sentence in RULED[language].values()), language
+    assert all(len({REASONS[language][code] for language in LANGUAGES}) == len(LANGUAGES) for code in ReasonCode)
+
+
+def test_dutch_pages_address_the_reader_as_u_like_the_portal() -> None:
+    dutch = [*TEXT["nl"].values(), *REASONS["nl"].values(), *RULED["nl"].values()]
+    informal = [text for text in dutch if re.search(r"\b(je|jij|jou|jouw)\b", text, re.I)]
+    assert not informal, informal
+    assert not any("Vraag ze" in text for text in dutch), "a site is 'de site': not 'ze'"
+
+
+def _decision(code: ReasonCode, rule: str, opens: datetime | None) -> Decision:
+    return Decision(Verdict.DENY, (Reason(code, "no rule allows games.demo.test", rule),), opens_at=opens)
+
+
+def _policy() -> Snapshot:
+    result = parse_policy(DESCRIBED, "described.yaml")
+    assert result.errors == []
+    return Snapshot.build(result.rules)
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+@pytest.mark.parametrize("code", list(ReasonCode))
+@pytest.mark.parametrize("rule", ["", "no-games"])
+def test_no_english_reaches_a_translated_page(language: str, code: ReasonCode, rule: str) -> None:
+    """Every page kind (blocked, login, closed, used up, paused) in every language for every reason, with and
+    without a described rule, a time it lifts and a redirect: no English text of the pages, nor the decision's
+    English detail, shows."""
+    english = [(TEXT, key, text) for key, text in TEXT["en"].items()]
+    english += [(REASONS, c, text) for c, text in REASONS["en"].items()]
+    english += [(RULED, c, text) for c, text in RULED["en"].items()]
+    for opens in (None, datetime(2026, 11, 30, 8, 30)):
+        for via in ("", "allowed.test"):
+            decision = _decision(code, rule, opens)
+            page = page_for(decision, "https://games.demo.test/", "http://portal", language, _policy(), via=via)
+            rendered = page.render().decode()
+            shown = _visible(rendered)
+            assert f'<html lang="{language}">' in rendered
+            assert "no rule allows" not in rendered and "games.demo.test is" not in rendered
+            for table, key, text in english:
+                ours = table[language][key]  # type: ignore[index]
+                for fragment in _fragments(text):
+                    if fragment not in _fragments(ours):
+                        assert fragment not in shown, (language, code, fragment, shown)
+            staff = re.search(r'<p class="staff" data-code>(.*?)</p>', rendered)
+            assert staff is not None and code.value in staff.group(1) and (rule in staff.group(1))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_reason_names_the_rules_description_and_keeps_the_code_for_staff(language: str) -> None:
+    page = page_for(_decision(ReasonCode.RULE_DENY, "no-games", None), "https://other.test/", "http://portal",
+                    language, _policy()).render().decode()
+    sentence = RULED[language][ReasonCode.RULE_DENY].format(rule="zzz beschrijving van de regel")
+    assert html.escape(sentence, quote=False) in page
+    staff = TEXT[language]["code"].format(code="rule-deny") + " · " + TEXT[language]["rule"].format(rule="no-games")
+    assert f'<p class="staff" data-code>{staff}</p>' in page
+    assert TEXT[language]["ask"].replace("'", "&#39;") in page
+    plain = page_for(_decision(ReasonCode.RULE_DENY, "no-description", None), "https://other.test/",
+                     "http://portal", language, _policy()).render().decode()
+    assert html.escape(REASONS[language][ReasonCode.RULE_DENY], quote=False).replace("'", "&#39;") in plain
+
+
+def test_page_kinds_follow_the_reason() -> None:
+    kinds = {code: BlockPage("u", code, "p").kind for code in ReasonCode}
+    assert kinds[ReasonCode.NO_SESSION] == "login" and kinds[ReasonCode.TERMINAL_CLOSED] == "closed"
+    assert kinds[ReasonCode.QUOTA_EXHAUSTED] == "used" and kinds[ReasonCode.LOCKDOWN] == "paused"
+    assert kinds[ReasonCode.NO_MATCH] == "blocked"
+    assert set(KINDS) & ASKABLE == set(), "a site request cannot lift a paused terminal"
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "This site can be used again from Monday, November 30, 2026"),
+    ("nl", "U kunt deze site weer gebruiken vanaf maandag 30 november 2026 om 08:30."),
+    ("fr", "Ce site sera de nouveau accessible à partir du lundi 30 novembre 2026 à 08:30."),
+    ("de", "Diese Seite kann ab Montag, 30. November 2026 um 08:30 wieder benutzt werden."),
+])
+def test_when_a_window_opens_reads_as_a_sentence(language: str, words: str) -> None:
+    page = BlockPage("https://learn.example.org/", ReasonCode.OUTSIDE_WINDOW, "http://portal", language,
+                     opens_at=datetime(2026, 11, 30, 8, 30)).render().decode()
+    assert words in page, page
+
+
+@pytest.mark.parametrize(("live", "header", "handed", "expected"), [
+    ("nl", "fr", "", "nl"),  # someone is logged in: their language, whatever the browser says
+    ("", "fr-BE,fr;q=0.9", "nl", "fr"),  # nobody: the browser's
+    ("", "es, it", "", "de"),  # nobody, and no language we have: the facility's
+    (None, "fr", "nl", "nl"),  # the session could not be looked up: the one the connection was handed over with
+    (None, "fr", "", "fr"),
+    ("xx", "", "", "de"),
+])
+def test_the_pages_language(live: str | None, header: str, handed: str, expected: str) -> None:
+    assert language_for(live, header, "de", handed) == expected
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("nl-BE,nl;q=0.9,fr;q=0.8,en;q=0.5", "nl"), ("en;q=0.4, fr;q=0.8, nl;q=0.6", "fr"), ("fr;q=0, nl;q=0.2", "nl"),
+    ("fr;q=zero, de;q=0.3", "de"), ("es, it", "en"), ("", "en")])
+def test_negotiate_as_the_portal_does(header: str, expected: str) -> None:
+    from portal import i18n
+
+    assert negotiate(header, "en") == expected == i18n.negotiate(header, "en")
+
+
+# Through the running gateway.
+
+@pytest.fixture(params=["front", "mitmproxy"])
+async def facility(request: pytest.FixtureRequest, tmp_path: Path, origin: Origin) -> AsyncIterator[Platform]:
+    """A platform whose facility speaks German, with a described rule that denies other.test."""
+    settings = platform_settings(tmp_path / "data", origin)
+    (settings.policy_dir / "described.yaml").write_text(DESCRIBED, encoding="utf-8")
+    settings = settings.replace(facility__language="de", proxy__engine=request.param)
+    async with running(settings) as up:
+        yield Platform(up, origin, settings)
+
+
+async def _plain(platform: Platform, url: str, address: str = CELL, language: str | None = None) -> tuple[int, str]:
+    headers = {"Accept-Language": language} if language else {}
+    async with platform.client(address) as client, client.get(url, proxy=f"http://{platform.proxy}",
+                                                                headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+async def _curl(platform: Platform, url: str, *args: str) -> tuple[str, str]:
+    """curl through the gateway from the cell terminal: the body and the HTTP version it spoke."""
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-s", "-S", "--max-time", "15", "--proxy", f"http://{platform.proxy}", "--interface", CELL,
+        "--cacert", platform.ca_file, "-o", "-", "-w", "\n%{http_version}", *args, url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    body, _, version = out.decode().rpartition("\n")
+    assert proc.returncode == 0, err
+    return body, version
+
+
+async def test_with_nobody_logged_in_the_page_speaks_the_browsers_language_then_the_facilitys(
+        facility: Platform, curl_bin: str) -> None:
+    status, body = await _plain(facility, "http://allowed.test/", language="nl-BE,nl;q=0.9,en;q=0.5")
+    assert status == 403 and "<h1>Meld u eerst aan</h1>" in body and '<html lang="nl">' in body
+    status, body = await _plain(facility, "http://allowed.test/")
+    assert status == 403 and "<h1>Bitte melden Sie sich zuerst an</h1>" in body
+    body, version = await _curl(facility, "https://allowed.test/", "--http2", "-H", "Accept-Language: fr")
+    assert "<h1>Veuillez d&#39;abord vous connecter</h1>" in body
+    if facility.settings["proxy.engine"] == "front":
+        assert version == "2"
+    # The front's own refusal: an address that is no terminal.
+    status, body = await _plain(facility, "http://allowed.test/", address=STRANGER, language="fr")
+    assert status == 403 and "Cet ordinateur n&#39;est pas enregistré comme terminal" in body
+    assert "is not a registered terminal" not in body
+
+
+async def test_the_reason_names_the_rule_in_the_inmates_language_and_the_audit_keeps_the_detail(
+        facility: Platform) -> None:
+    async with facility.client(CELL) as browser:
+        await facility.login(browser, OTHER_INMATE, OTHER_PIN)  # Marie Dubois reads French
+        status, body = await _plain(facility, "http://other.test/page", language="en")
+    assert status == 403 and "<h1>Cette page est bloquée</h1>" in body
+    assert "Ce site, ou cette partie du site, est fermé par la règle « zzz beschrijving van de regel »." in body
+    assert "code : rule-deny · règle no-games" in body
+    assert "is denied" not in body
+    assert any(r.reason == "rule-deny[no-games]: GET other.test/page is denied"
+               for r in facility.records(tag="gateway:request:denied"))
+
+
+async def _tunnel(platform: Platform, host: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await connect_tunnel(platform, host)
+    await writer.start_tls(platform.trusting(), server_hostname=host)
+    return reader, writer
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> str:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    return (await reader.readexactly(length)).decode()
+
+
+async def _choose(platform: Platform, browser: aiohttp.ClientSession, language: str) -> None:
+    async with browser.get(f"{platform.portal}/home") as page:
+        token = csrf_from(await page.text())
+    async with browser.post(f"{platform.portal}/language", allow_redirects=False,
+                            data={"language": language, "next": "/home", "csrf_token": token}) as resp:
+        assert resp.status == 303
+
+
+async def test_a_language_chosen_in_the_portal_reaches_the_next_block_page_on_an_open_connection(
+        facility: Platform) -> None:
+    async with facility.client(CELL) as browser:
+        await facility.login(browser, INMATE)
+        await _choose(facility, browser, "nl")
+        reader, writer = await _tunnel(facility, "mail.test")  # denied at CONNECT: each request gets the page
+        try:
+            assert "<h1>Deze pagina is geblokkeerd</h1>" in await _get(reader, writer, "mail.test", "/one")
+            await _choose(facility, browser, "fr")
+            assert "<h1>Cette page est bloquée</h1>" in await _get(reader, writer, "mail.test", "/two")
+        finally:
+            writer.close()
