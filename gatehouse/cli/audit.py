@@ -45,7 +45,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_export)
 
     p = actions.add_parser("verify", parents=[common],
-                           help="check the chain: modified, deleted, truncated and reordered records")
+                           help="check the chain: modified, deleted, truncated and reordered records (and list "
+                                "the torn lines a node cut after a crash)")
     p.add_argument("--since", type=_when, help="check records from this time on (ISO 8601)")
     p.add_argument("--witness", type=Path, help="checkpoint file kept apart (gatehouse audit checkpoint export)")
     p.add_argument("--key", type=Path, action="append", default=[],
