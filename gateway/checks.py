@@ -7,9 +7,10 @@ request is refused (fail closed). The HTTP/1.1 engine of the front and the mitmp
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -27,6 +28,9 @@ from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+_METHOD = re.compile(r"[A-Z]{1,20}")
+OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
+"""Headers some origin frameworks honour as the method: a GET carrying one would be a DELETE to them."""
 
 
 @dataclass(slots=True)
@@ -48,6 +52,20 @@ class Asked:
     """The live session's language at decision time ("" when nobody is logged in; None until identity is known)."""
     accept_language: str = ""
     """The request's Accept-Language header: the block page's language when nobody is logged in."""
+    overrides: tuple[tuple[str, str], ...] = ()
+    """The method-override headers the request carried (lower-case name, value), in order."""
+    strip: frozenset[bytes] = frozenset()
+    """Lower-case names of headers that must not go upstream (overrides naming a method not allowed here)."""
+
+
+def overrides_in(headers: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    """The method-override headers among `headers` (name, value pairs as they came), for `Asked.overrides`."""
+    found = []
+    for name, value in headers:
+        lowered = name.decode("latin-1").lower()
+        if lowered in OVERRIDES:
+            found.append((lowered, value.decode("latin-1")))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,24 +121,18 @@ class RequestChecks:
                 return _refused(handoff), handoff.inmate
             if session.token != handoff.session:
                 return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended"), ""
-        if asked.host_header is not None:
-            # The Host header must name where the request goes: an origin behind one address serving several
-            # names would otherwise answer for a host nobody decided on.
-            try:
-                named = split_authority(asked.host_header, asked.port)[0]
-                target = canonical_host(asked.host)
-            except HostError as exc:
-                return deny(ReasonCode.BAD_HOST, str(exc)), session.inmate_number
-            if named != target:
-                where = f"the tunnel to {asked.host}" if handoff.host else f"the address {asked.host}"
-                return deny(ReasonCode.BAD_HOST, f"Host {named} does not match {where}"), session.inmate_number
+        if asked.host_header is not None and (problem := _host_mismatch(asked, bool(handoff.host))) is not None:
+            return deny(ReasonCode.BAD_HOST, problem), session.inmate_number
         facts = RequestFacts(asked.method, asked.host, asked.port, asked.path, websocket=asked.websocket)
         now = self._clock()
-        decision = decide_request(facts, session.subject, self._policy(), now=now)
+        policy = self._policy()
+        decision = decide_request(facts, session.subject, policy, now=now)
         if decision.allowed:
             decision = await self._quota.spend(session.subject, decision.quota, now) or decision
             if decision.allowed:
                 self._quota.note(session.inmate_number, asked.host, decision.quota)
+                decision = _without_overrides(asked, decision, lambda method: decide_request(
+                    replace(facts, method=method), session.subject, policy, now=now))
         return decision, session.inmate_number
 
     async def answered(self, handoff: Handoff, asked: Asked, status: int, location: str) -> Refusal | None:
@@ -157,8 +169,9 @@ class RequestChecks:
         page = page_for(decision, url, self._portal_url, language, self._policy(), via=via)
         return Refusal(403, page.render(), HEADERS)
 
-    async def malformed(self, handoff: Handoff, status: int, detail: str) -> bytes:
-        return await record_malformed(self._audit, handoff.client, status, detail, handoff)
+    async def malformed(self, handoff: Handoff | None, status: int, detail: str, *, client: str = "") -> bytes:
+        """Record a request refused for its framing (`client`: the address, when no hand-off is bound)."""
+        return await record_malformed(self._audit, handoff.client if handoff else client, status, detail, handoff)
 
     async def close(self, handoff: Handoff, asked: Asked, tag: Tag, decision: str, reason: str, status: int = 0,
                     up: int | None = None, down: int | None = None) -> None:
@@ -190,6 +203,49 @@ async def record_malformed(audit: AuditSink, client: str, status: int, detail: s
     except AuditUnavailable:
         log.error("gateway: record of a malformed request from %s lost", client)
     return response_bytes(status, f"gateway: {detail}\n".encode(), TEXT)
+
+
+def _host_mismatch(asked: Asked, tunnel: bool) -> str | None:
+    """Why the Host header (or `:authority`) does not name where the request goes, or None. An origin behind one
+    address serving several names or ports would otherwise answer for a host or port nobody decided on; a Host
+    without a port names the scheme's default (RFC 9110 section 7.2): 443 in a tunnel, 80 for plain HTTP."""
+    assert asked.host_header is not None
+    default = 443 if tunnel else 80
+    try:
+        named, port = split_authority(asked.host_header, default)
+        target = canonical_host(asked.host)
+    except HostError as exc:
+        return str(exc)
+    if named == target and port == asked.port:
+        return None
+    where = f"the tunnel to {asked.host}" if tunnel else f"the address {asked.host}"
+    if named == target:
+        return f"Host {named}:{port} does not match {where}:{asked.port}"
+    return f"Host {named} does not match {where}"
+
+
+def _without_overrides(asked: Asked, decision: Decision, decide: Callable[[str], Decision]) -> Decision:
+    """Strip the method-override headers that name a method this rule would refuse (a read-only rule must not
+    carry a DELETE to an origin that honours them); each one stripped is in the decision's reasons."""
+    stripped: set[bytes] = set()
+    notes: list[Reason] = []
+    for name, value in asked.overrides:
+        method = value.strip().upper()
+        if not _METHOD.fullmatch(method):
+            refusal: Decision | None = deny(ReasonCode.BAD_REQUEST, f"{value[:40]!r} is not one method")
+        elif method == asked.method.upper():
+            refusal = None
+        else:
+            refusal = decide(method)
+            refusal = None if refusal.allowed else refusal
+        if refusal is not None:
+            reason = refusal.reasons[0]
+            stripped.add(name.encode("latin-1"))
+            notes.append(Reason(reason.code, f"{name} stripped: {reason.detail}", reason.rule_id))
+    if not stripped:
+        return decision
+    asked.strip = asked.strip | stripped
+    return replace(decision, reasons=decision.reasons + tuple(notes))
 
 
 def _refused(handoff: Handoff) -> Decision:

@@ -36,6 +36,9 @@ class Head:
         """The head again (h11 checked it), with headers in `drop` removed and `extra` added."""
         conn = h11.Connection(h11.CLIENT)
         headers = [(k, v) for k, v in self.headers if k.lower() not in drop] + extra
+        if self.http_version != b"1.1":  # h11 writes only HTTP/1.1; these are the fields it parsed, and `extra`
+            line = f"{self.method} {self.target} HTTP/{self.http_version.decode()}".encode()
+            return b"\r\n".join([line, *(k + b": " + v for k, v in headers)]) + b"\r\n\r\n"
         return _sent(conn, h11.Request(method=self.method, target=self.target, headers=headers,
                                        http_version=self.http_version.decode()))
 

@@ -22,6 +22,7 @@ from gatehouse.settings import ResolveTable
 from gateway.addons.decide import RequestDecider
 from gateway.addons.handoff import HandoffBinder
 from gateway.addons.resolve import UpstreamGuard
+from gateway.addons.strict import StrictFraming
 from gateway.addons.tlsguard import SniGuard
 from gateway.checks import RequestChecks
 from policies.snapshot import Snapshot
@@ -45,6 +46,7 @@ class Inspector:
         binder = HandoffBinder(key)
         self._addons = [
             binder,
+            StrictFraming(binder, checks),
             SniGuard(binder),
             UpstreamGuard(resolve, policy),
             RequestDecider(checks),
