@@ -293,3 +293,35 @@ async def test_a_double_click_on_the_code_is_not_a_replay(tmp_path: Path, origin
         assert len(site.records(tag="staff:login:success")) == 1
         with site.up.kernel.factory() as db:
             assert db.scalars(select(StaffNotice).where(StaffNotice.account_id == staff.account_id)).all() == []
+
+
+async def test_nothing_of_the_account_shows_before_the_second_factor(site: Platform) -> None:
+    """At the code step the person has only shown a password: the header names no one and offers no logout,
+    at the code and at the enrolment step, until the second factor has passed."""
+    zeb, yola = add_staff(site, "zebedee"), add_staff(site, "yolanda", enrolled=False)
+    with site.up.kernel.factory.begin() as db:
+        for staff, name in ((zeb, "Zebedee Quist"), (yola, "Yolanda Rivers")):
+            account = db.get(StaffAccount, staff.account_id)
+            assert account is not None
+            account.display_name = name
+
+    def shows_nothing(page: str, staff: Staff, name: str) -> None:
+        for text in (name, staff.username, "/staff/logout", "Log out"):
+            assert text not in page, f"{text!r} is on the page before the second factor"
+
+    async with site.client(CELL) as browser:
+        assert (await password_step(site, browser, zeb)).location == "/staff/totp"
+        page = await fetch(site, browser, "/staff/totp")
+        assert page.status == 200 and "Enter your code" in page.body
+        shows_nothing(page.body, zeb, "Zebedee Quist")
+        wrong = await submit(site, browser, "/staff/totp", code=wrong_code(zeb))
+        assert wrong.status == 403
+        shows_nothing(wrong.body, zeb, "Zebedee Quist")
+        assert (await submit(site, browser, "/staff/totp", code=zeb.code())).location == "/staff"
+        overview = await fetch(site, browser, "/staff")
+        assert "Zebedee Quist" in overview.body and 'action="/staff/logout"' in overview.body
+    async with site.client(CELL) as browser:
+        assert (await password_step(site, browser, yola)).location == "/staff/totp"
+        enrol_page = await fetch(site, browser, "/staff/enrol")
+        assert enrol_page.status == 200 and 'data-testid="secret"' in enrol_page.body
+        shows_nothing(enrol_page.body, yola, "Yolanda Rivers")
