@@ -227,7 +227,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login.attempts_per_address", 30,
             "Login attempts (inmate or staff) one address may make per window before it must wait.", _positive),
     Setting("login.staff_failures_per_account", 5,
-            "Wrong passwords or codes for one staff account per window before it must wait.", _positive),
+            "Wrong passwords or codes for one staff account from one address per window before that address "
+            "must wait for the window's end; as many from every address together before each attempt waits.",
+            _positive),
+    Setting("login.staff_wait_seconds", 2,
+            "Past those failures from every address, the wait before the next attempt for the account; it "
+            "doubles with each attempt.", _positive),
+    Setting("login.staff_wait_max_seconds", 120,
+            "The longest that wait grows (the account is never locked: its holder gets in after it).",
+            _positive),
     Setting("login.attempts_per_minute", 600, "Login attempts per minute across the whole portal.", _positive),
     Setting("staff.idle_minutes", 15, "A staff session ends after this many idle minutes.", _positive),
     Setting("staff.max_hours", 10, "A staff session ends this many hours after login at the latest.", _positive),

@@ -1,7 +1,6 @@
-"""Login rate limits, checked before any password hash or OTP is computed.
-
-Three counters: attempts per minute across the portal, attempts per client address, and failures per staff
-account. Each refusal says when to try again. If the counters cannot be read, logins are refused.
+"""Login limits as the portal applies them: reserved before any password hash or OTP is computed (see
+gatehouse.logins), each refusal telling the person when to try again, in their language. If the counters
+cannot be read, logins are refused.
 """
 
 from __future__ import annotations
@@ -10,15 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from gatehouse import logins
 from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
-from gatehouse.ratelimit import Limit, RateLimitUnavailable, Verdict
+from gatehouse.ratelimit import RateLimitUnavailable
 from portal import i18n
-from portal.i18n import _
+from portal.i18n import _, ngettext
 
 
 class Throttled(Exception):
-    """Too many attempts; `scope` is `portal`, `address` or `account`; `retry_after` in seconds."""
+    """Too many attempts; `scope` as in `gatehouse.logins.Throttled`; `retry_after` in seconds."""
 
     def __init__(self, scope: str, retry_after: float) -> None:
         super().__init__(f"too many login attempts ({scope}); retry in {retry_after:.0f} s")
@@ -29,9 +29,14 @@ class Throttled(Exception):
         return utcnow() + timedelta(seconds=max(self.retry_after, 1))
 
     def message(self, zone: ZoneInfo) -> str:
-        """What the person reads: which limit, and the time (in the facility's zone) to try again."""
-        at = i18n.format_time(self.retry_at + timedelta(seconds=59), zone)
+        """What the person reads: which limit, and when (in the facility's zone, or in seconds) to try again."""
         if self.scope == "account":
+            seconds = max(int(self.retry_after + 0.999), 1)
+            return ngettext("Too many failed attempts for this account. Wait %(num)d second, then try again.",
+                            "Too many failed attempts for this account. Wait %(num)d seconds, then try again.",
+                            seconds) % {"num": seconds}
+        at = i18n.format_time(self.retry_at + timedelta(seconds=59), zone)
+        if self.scope == "account-address":
             return _("Too many failed attempts for this account. Try again at %(time)s.") % {"time": at}
         if self.scope == "address":
             return _("Too many login attempts from this computer. Try again at %(time)s.") % {"time": at}
@@ -46,46 +51,38 @@ class LoginUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    portal: Limit
-    address: Limit
-    account: Limit
+class Attempt:
+    """A reserved attempt (see gatehouse.logins.Attempt), with an outage of the counters as LoginUnavailable."""
 
-    @classmethod
-    def of(cls, kernel: Kernel) -> Limits:
-        values = kernel.settings.values
-        window = values["login.window_minutes"] * 60
-        return cls(Limit("login-portal", values["login.attempts_per_minute"], 60),
-                   Limit("login-address", values["login.attempts_per_address"], window),
-                   Limit("login-account", values["login.staff_failures_per_account"], window))
+    reserved: logins.Attempt
+
+    async def right(self) -> None:
+        try:
+            await self.reserved.right()
+        except RateLimitUnavailable as exc:
+            raise LoginUnavailable(str(exc)) from exc
+
+    async def logged_in(self) -> None:
+        try:
+            await self.reserved.logged_in()
+        except RateLimitUnavailable as exc:
+            raise LoginUnavailable(str(exc)) from exc
 
 
-def _raise(scope: str, verdict: Verdict) -> None:
-    if not verdict.allowed:
-        raise Throttled(scope, verdict.retry_after)
-
-
-async def before_attempt(kernel: Kernel, address: str, account: str = "") -> None:
-    """Count this attempt for the portal and the address; refuse if they, or the account's failures, are over."""
-    limits = Limits.of(kernel)
+async def before_attempt(kernel: Kernel, address: str, account: str = "", realm: str = logins.STAFF) -> Attempt:
+    """Reserve this attempt for the portal, the address and, with `account`, the account; refuse if over."""
     try:
-        _raise("portal", await kernel.limiter.hit(limits.portal, "all"))
-        _raise("address", await kernel.limiter.hit(limits.address, address))
-        if account:
-            _raise("account", await kernel.limiter.peek(limits.account, account))
+        return Attempt(await logins.reserve(kernel.limiter, logins.LoginLimits.of(kernel.settings), address,
+                                            account, realm))
+    except logins.Throttled as exc:
+        raise Throttled(exc.scope, exc.retry_after) from None
     except RateLimitUnavailable as exc:
         raise LoginUnavailable(str(exc)) from exc
 
 
-async def failed(kernel: Kernel, account: str) -> None:
+async def unlock(kernel: Kernel, account: str, realm: str = logins.STAFF) -> int:
+    """An administrator lifts the account's limits (its wait, its failures from every address)."""
     try:
-        await kernel.limiter.hit(Limits.of(kernel).account, account)
-    except RateLimitUnavailable as exc:
-        raise LoginUnavailable(str(exc)) from exc
-
-
-async def succeeded(kernel: Kernel, account: str) -> None:
-    try:
-        await kernel.limiter.clear(Limits.of(kernel).account, account)
+        return await logins.unlock(kernel.limiter, logins.LoginLimits.of(kernel.settings), account, realm)
     except RateLimitUnavailable as exc:
         raise LoginUnavailable(str(exc)) from exc

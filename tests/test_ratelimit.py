@@ -1,4 +1,5 @@
-"""One contract for both rate limiters (in process, and Redis shared by nodes); Redis that does not answer refuses."""
+"""One contract for both rate limiters (in process, and Redis shared by nodes): reservations, paces, releases;
+Redis that does not answer refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gatehouse.ratelimit import InProcessLimiter, Limit, RateLimiter, RateLimitUnavailable, RedisLimiter
+from gatehouse.ratelimit import InProcessLimiter, Limit, Pace, RateLimiter, RateLimitUnavailable, RedisLimiter
 from tests.conftest import REDIS_ENV
 from tests.helpers import free_port, start_redis
 
@@ -131,6 +132,90 @@ async def test_concurrent_hits_are_all_counted(limiter: RateLimiter) -> None:
     assert sum(v.allowed for v in verdicts) == 25
 
 
+async def test_a_reservation_given_back_is_not_counted_and_the_window_keeps_its_end(limiter: RateLimiter) -> None:
+    short = Limit("given-back", 2, 0.6)
+    first = await limiter.hit(short, "alice")
+    await limiter.release(short, "alice")
+    assert (await limiter.peek(short, "alice")).count == 0
+    await asyncio.sleep(0.3)
+    again = await limiter.hit(short, "alice")
+    assert again.count == 1 and again.retry_after <= first.retry_after - 0.25 + EPS, "the window did not restart"
+    await limiter.release(short, "alice")
+    await limiter.release(short, "alice")
+    await limiter.release(short, "nobody")
+    assert (await limiter.peek(short, "alice")).count == 0, "never below zero"
+    assert [(await limiter.hit(short, "alice")).allowed for _ in range(3)] == [True, True, False]
+
+
+async def test_of_concurrent_reservations_only_the_limit_pass_and_each_release_gives_one_back(
+        limiter: RateLimiter) -> None:
+    many = Limit("reserved", 5, 60)
+    verdicts = await asyncio.gather(*(limiter.hit(many, "alice") for _ in range(100)))
+    assert sum(v.allowed for v in verdicts) == 5
+    await asyncio.gather(*(limiter.release(many, "alice") for _ in range(96)))
+    assert (await limiter.peek(many, "alice")).count == 4, "each release gives back one, even concurrently"
+    assert (await limiter.hit(many, "alice")).allowed
+
+
+PACE = Pace("pace", 2, 0.2, 0.5, 60)
+
+
+async def test_a_pace_lets_its_free_attempts_through_then_waits_longer_each_time(limiter: RateLimiter) -> None:
+    first, second = await limiter.pace(PACE, "alice"), await limiter.pace(PACE, "alice")
+    assert (first.allowed, first.count, first.retry_after) == (True, 1, 0)
+    assert (second.allowed, second.count) == (True, 2) and abs(second.retry_after - 0.2) < 0.01
+    early = await limiter.pace(PACE, "alice")
+    assert not early.allowed and early.count == 2 and 0.1 < early.retry_after <= 0.2 + EPS, "refusals count nothing"
+    assert (await limiter.pace(PACE, "bob")).allowed, "each key has its own pace"
+    await asyncio.sleep(0.25)
+    third = await limiter.pace(PACE, "alice")
+    assert third.allowed and third.count == 3 and abs(third.retry_after - 0.4) < 0.01, "the wait doubles"
+    assert not (await limiter.pace(PACE, "alice")).allowed
+    await asyncio.sleep(0.45)
+    fourth = await limiter.pace(PACE, "alice")
+    assert fourth.allowed and abs(fourth.retry_after - 0.5) < 0.01, "up to the longest wait, not 0.8"
+
+
+async def test_of_concurrent_attempts_at_a_pace_only_the_free_ones_pass(limiter: RateLimiter) -> None:
+    verdicts = await asyncio.gather(*(limiter.pace(Pace("burst", 5, 30, 60, 60), "alice") for _ in range(100)))
+    assert sum(v.allowed for v in verdicts) == 5
+    assert all(25 < v.retry_after <= 30 + EPS for v in verdicts if not v.allowed)
+
+
+async def test_a_right_attempt_gives_back_its_turn_and_ends_the_wait(limiter: RateLimiter) -> None:
+    for _ in range(2):
+        await limiter.pace(PACE, "alice")
+    assert not (await limiter.pace(PACE, "alice")).allowed
+    await limiter.release(PACE, "alice")
+    turn = await limiter.pace(PACE, "alice")
+    assert turn.allowed and turn.count == 2, "one given back, and no wait left"
+    await limiter.release(PACE, "nobody")
+
+
+async def test_a_pace_is_forgotten_a_window_after_its_last_attempt(limiter: RateLimiter) -> None:
+    quick = Pace("quick", 1, 0.1, 0.1, 0.4)
+    await limiter.pace(quick, "alice")
+    await asyncio.sleep(0.2)
+    assert (await limiter.pace(quick, "alice")).count == 2
+    await asyncio.sleep(0.5)
+    assert (await limiter.pace(quick, "alice")).count == 1
+    await limiter.clear(quick, "alice")
+    assert (await limiter.pace(quick, "alice")).count == 1
+
+
+async def test_clear_prefix_clears_the_keys_that_start_with_it_and_no_others(limiter: RateLimiter) -> None:
+    for key in ("staff:ann|127.0.0.2", "staff:ann|::1", "staff:ann*x|1", "staff:anna|127.0.0.2"):
+        await limiter.hit(LOGIN, key)
+    await limiter.pace(PACE, "staff:ann|127.0.0.2")
+    assert await limiter.clear_prefix(LOGIN, "staff:ann|") == 2
+    assert [(await limiter.peek(LOGIN, k)).count for k in ("staff:ann|127.0.0.2", "staff:ann|::1")] == [0, 0]
+    assert (await limiter.peek(LOGIN, "staff:ann*x|1")).count == 1, "a glob character is taken as itself"
+    assert (await limiter.peek(LOGIN, "staff:anna|127.0.0.2")).count == 1
+    assert (await limiter.pace(PACE, "staff:ann|127.0.0.2")).count == 2, "a pace of that name is another limit"
+    assert await limiter.clear_prefix(PACE, "staff:ann") == 1
+    assert await limiter.clear_prefix(LOGIN, "staff:nobody|") == 0
+
+
 async def test_redis_limiters_of_two_nodes_share_counts(redis_url: str) -> None:
     prefix = f"gh:test:{secrets.token_hex(6)}:"
     one, two = (RedisLimiter(Redis.from_url(redis_url), prefix=prefix) for _ in range(2))
@@ -146,12 +231,13 @@ async def test_redis_limiters_of_two_nodes_share_counts(redis_url: str) -> None:
         await two.close()
 
 
-@pytest.mark.parametrize("operation", ["hit", "peek", "clear"])
+@pytest.mark.parametrize("operation", ["hit", "peek", "clear", "release", "pace", "release-pace", "clear_prefix"])
 async def test_redis_that_does_not_answer_refuses(operation: str, caplog: pytest.LogCaptureFixture) -> None:
     limiter = RedisLimiter.from_url("redis://127.0.0.1:1/0")
+    name, limit = (operation.removesuffix("-pace"), PACE) if operation.endswith("pace") else (operation, LOGIN)
     try:
         with pytest.raises(RateLimitUnavailable, match="does not answer"):
-            await getattr(limiter, operation)(LOGIN, "alice")
+            await getattr(limiter, name)(limit, "alice")
         with pytest.raises(RateLimitUnavailable):
             await limiter.hit(LOGIN, "alice")
     finally:

@@ -48,6 +48,7 @@ class Tag(enum.StrEnum):
     ADMIN_STAFF_ADDED = "admin:staff:added"
     ADMIN_STAFF_CHANGED = "admin:staff:changed"
     ADMIN_STAFF_2FA_RESET = "admin:staff:2fa-reset"
+    ADMIN_STAFF_UNLOCKED = "admin:staff:unlocked"
     ADMIN_FACILITY_CHANGED = "admin:facility:changed"
     ADMIN_UNIT_ADDED = "admin:unit:added"
     ADMIN_UNIT_REMOVED = "admin:unit:removed"

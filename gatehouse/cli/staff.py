@@ -1,18 +1,20 @@
-"""Commands for staff accounts: add (prints the TOTP provisioning URI), list, roles, password, 2FA reset."""
+"""Commands for staff accounts: add (prints the TOTP provisioning URI), list, roles, password, 2FA reset, unlock."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
-from gatehouse import otp
+from gatehouse import logins, otp
 from gatehouse import staff as accounts
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.db.engine import utcnow
 from gatehouse.db.models import StaffRole
 from gatehouse.errors import InvalidInput
 from gatehouse.kernel import Kernel
+from gatehouse.ratelimit import RedisLimiter
 from gatehouse.settings import LANGUAGES, load_settings
 
 ROLES = [r.value for r in StaffRole]
@@ -47,6 +49,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                            help="new TOTP secret to enrol at next login; recovery codes and sessions end")
     p.add_argument("--username", required=True)
     p.set_defaults(handler=cmd_reset_2fa)
+
+    p = actions.add_parser("unlock", parents=[common],
+                           help="lift an account's login limits (its wait, its failures from every address)")
+    p.add_argument("username", metavar="NAME")
+    p.set_defaults(handler=cmd_unlock)
 
     for name, disabled in (("disable", True), ("enable", False)):
         p = actions.add_parser(name, parents=[common], help=f"{name} an account (disabling ends its sessions)")
@@ -160,4 +167,31 @@ def cmd_disable(args: argparse.Namespace) -> int:
     state = "disabled" if args.disabled else "enabled"
     kernel.record_now(AuditEvent(Tag.ADMIN_STAFF_CHANGED, "cli", actor="cli", reason=f"{args.username} {state}"))
     print(f"{args.username}: {state}")
+    return 0
+
+
+async def _unlock(redis_url: str, limits: logins.LoginLimits, username: str) -> int:
+    limiter = RedisLimiter.from_url(redis_url)
+    try:
+        return await logins.unlock(limiter, limits, username)
+    finally:
+        await limiter.close()
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """The limits are counted in Redis when `redis.url` is set; otherwise in the memory of the running portal,
+    which this process cannot reach: then the account's page in the portal lifts them."""
+    kernel = _kernel(args)
+    with kernel.factory() as session:
+        username = accounts.find_staff(session, args.username).username
+    url: str = kernel.settings["redis.url"]
+    if not url:
+        print(f"{username}: without redis.url the login limits live in the running portal's memory; lift them "
+              "there (Staff accounts, the account's page, 'Lift login limits'), or restart the portal",
+              file=sys.stderr)
+        return 1
+    cleared = asyncio.run(_unlock(url, logins.LoginLimits.of(kernel.settings), username))
+    kernel.record_now(AuditEvent(Tag.ADMIN_STAFF_UNLOCKED, "cli", actor="cli",
+                                 reason=f"{username} login limits lifted ({cleared} addresses)"))
+    print(f"{username}: login limits lifted ({cleared} addresses had failures)")
     return 0

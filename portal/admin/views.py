@@ -25,6 +25,8 @@ from portal.i18n import N_, _
 from portal.keys import KERNEL
 from portal.labels import KIND_LABELS, ROLE_LABELS, STATUS_LABELS, choices
 from portal.layout import facility_zone, render
+from portal.staff.services import lift_limits
+from portal.throttle import LoginUnavailable
 
 routes = web.RouteTableDef()
 admin = staff(StaffRole.ADMIN)
@@ -36,6 +38,7 @@ DONE = {
     "2fa-reset": N_("Two-step login was reset. The account holder sets up their app again at next login."),
     "disabled": N_("The account was disabled and its sessions ended."),
     "enabled": N_("The account was enabled."),
+    "unlocked": N_("The login limits of this account were lifted: it can log in again at once."),
     "terminal-added": N_("The terminal was added."),
     "terminal-removed": N_("The terminal was removed; any session on it ended."),
     "unit-added": N_("The unit was added."),
@@ -153,6 +156,26 @@ async def staff_state(request: web.Request) -> web.Response:
 @admin
 async def staff_reset(request: web.Request) -> web.Response:
     return await _staff_change(request, "2fa-reset", "reset")
+
+
+@routes.post("/admin/staff/{username}/unlock", name="admin-staff-unlock")
+@admin
+async def staff_unlock(request: web.Request) -> web.Response:
+    """Lift the account's login limits (its wait, its failures from every address); recorded."""
+    username = request.match_info["username"]
+    row = await _staff_detail_or_404(request, username)
+    try:
+        await lift_limits(request.app[KERNEL], row.username, *acting(request))
+    except LoginUnavailable as down:
+        return await _staff_page(request, username, 503, message=down.message())
+    raise _back(f"/admin/staff/{quote(row.username)}", "unlocked")
+
+
+async def _staff_detail_or_404(request: web.Request, username: str) -> services.StaffRow:
+    try:
+        return await services.staff_detail(request.app[KERNEL], username)
+    except NotFound:
+        raise web.HTTPNotFound(text=_("There is no staff account with this username.")) from None
 
 
 # Terminals

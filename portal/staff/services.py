@@ -47,10 +47,11 @@ def _event(tag: Tag, who: str, address: str, reason: str = "") -> AuditEvent:
     return AuditEvent(tag, "portal", actor=who, client_addr=address, reason=reason)
 
 
-async def _before_attempt(kernel: Kernel, address: str, username: str) -> None:
-    """Count the attempt and refuse it, recorded, if a limit is reached: before any hash or OTP is computed."""
+async def _before_attempt(kernel: Kernel, address: str, username: str) -> throttle.Attempt:
+    """Reserve the attempt and refuse it, recorded, if a limit is reached: before any hash or OTP is computed.
+    A wrong secret then needs nothing more (its reservation is the failure); a right one gives it back."""
     try:
-        await throttle.before_attempt(kernel, address, username)
+        return await throttle.before_attempt(kernel, address, username)
     except throttle.Throttled as exc:
         await record(kernel, _event(Tag.STAFF_LOGIN_THROTTLED, username, address, exc.scope))
         raise
@@ -60,12 +61,12 @@ async def password_step(kernel: Kernel, policy: StaffSessionPolicy, address: str
                         password: str) -> str:
     """A session token at the password stage; raises Throttled, LoginUnavailable or WrongCredentials."""
     username = username.strip().lower()
-    await _before_attempt(kernel, address, username)
+    attempt = await _before_attempt(kernel, address, username)
     account_id = await asyncio.to_thread(accounts.verify_password, kernel.factory, username, password)
     if account_id is None:
-        await throttle.failed(kernel, username)
         await record(kernel, _event(Tag.STAFF_LOGIN_FAILURE, username, address, "password"))
         raise WrongCredentials(username)
+    await attempt.right()
     await record(kernel, _event(Tag.STAFF_LOGIN_PASSWORD, username, address))
     return await asyncio.to_thread(accounts.start_session, kernel.factory, policy, account_id, address, utcnow())
 
@@ -96,19 +97,27 @@ async def _check_code(kernel: Kernel, who: StaffIdentity, address: str, code: st
     except otp.Replayed:
         if await _double_click(kernel, who, secret, code):
             raise CodeRefused("double") from None
-        await throttle.failed(kernel, who.username)
         await asyncio.to_thread(accounts.add_notice, kernel.factory, who.account_id, NoticeKind.TOTP_REPLAYED,
                                 address, now)
         await record(kernel, _event(Tag.STAFF_TOTP_REPLAYED, who.username, address))
         raise CodeRefused("replayed") from None
     except otp.OutOfSync as drift:
-        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_TOTP_FAILURE, who.username, address, f"clock {drift.steps:+d} steps"))
         raise CodeRefused("out-of-sync", drift.steps) from None
     except otp.InvalidCode:
-        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_TOTP_FAILURE, who.username, address, "invalid"))
         raise CodeRefused("invalid") from None
+
+
+async def _checked(attempt: throttle.Attempt, kernel: Kernel, who: StaffIdentity, address: str,
+                   code: str) -> None:
+    """`_check_code` under a reservation: a double click is no failure, so it gives its reservation back."""
+    try:
+        await _check_code(kernel, who, address, code)
+    except CodeRefused as refused:
+        if refused.reason == "double":
+            await attempt.right()
+        raise
 
 
 async def _double_click(kernel: Kernel, who: StaffIdentity, secret: str, code: str) -> bool:
@@ -123,19 +132,18 @@ async def _double_click(kernel: Kernel, who: StaffIdentity, secret: str, code: s
 async def second_step(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str, address: str,
                       code: str) -> str:
     """A TOTP code or a recovery code; the full session's new token on success."""
-    await _before_attempt(kernel, address, who.username)
+    attempt = await _before_attempt(kernel, address, who.username)
     if otp.looks_like_recovery_code(code):
         now = utcnow()
         if not await asyncio.to_thread(accounts.use_recovery_code, kernel.factory, who.account_id, code, now):
-            await throttle.failed(kernel, who.username)
             await record(kernel, _event(Tag.STAFF_TOTP_FAILURE, who.username, address, "recovery code"))
             raise CodeRefused("recovery")
         await asyncio.to_thread(accounts.add_notice, kernel.factory, who.account_id,
                                 NoticeKind.RECOVERY_CODE_USED, address, now)
         await record(kernel, _event(Tag.STAFF_RECOVERY_USED, who.username, address))
     else:
-        await _check_code(kernel, who, address, code)
-    await throttle.succeeded(kernel, who.username)
+        await _checked(attempt, kernel, who, address, code)
+    await attempt.logged_in()
     await record(kernel, _event(Tag.STAFF_LOGIN_SUCCESS, who.username, address))
     return await asyncio.to_thread(accounts.promote, kernel.factory, policy, token, utcnow())
 
@@ -143,10 +151,10 @@ async def second_step(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIden
 async def enrol(kernel: Kernel, policy: StaffSessionPolicy, who: StaffIdentity, token: str, address: str,
                 code: str) -> tuple[str, list[str]]:
     """The first code from the app confirms enrolment; ten recovery codes are made, to be shown once."""
-    await _before_attempt(kernel, address, who.username)
-    await _check_code(kernel, who, address, code)
+    attempt = await _before_attempt(kernel, address, who.username)
+    await _checked(attempt, kernel, who, address, code)
     codes = await asyncio.to_thread(accounts.new_recovery_codes, kernel.factory, who.account_id, utcnow())
-    await throttle.succeeded(kernel, who.username)
+    await attempt.logged_in()
     await record(kernel, _event(Tag.STAFF_TOTP_ENROLLED, who.username, address))
     await record(kernel, _event(Tag.STAFF_LOGIN_SUCCESS, who.username, address))
     return await asyncio.to_thread(accounts.promote, kernel.factory, policy, token, utcnow()), codes
@@ -177,22 +185,31 @@ async def change_password(kernel: Kernel, who: StaffIdentity, token: str, addres
 
     The current password is checked under the login limits, so a stolen session cannot guess it without end.
     """
-    await _before_attempt(kernel, address, who.username)
+    attempt = await _before_attempt(kernel, address, who.username)
     if not await asyncio.to_thread(_change_password, kernel, who, current, new):
-        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_LOGIN_FAILURE, who.username, address, "password change"))
         return None
+    await attempt.right()
     await record(kernel, _event(Tag.STAFF_PASSWORD_CHANGED, who.username, address))
     return await asyncio.to_thread(accounts.rotate, kernel.factory, token, EndReason.PASSWORD_CHANGED, utcnow())
 
 
 async def regenerate_codes(kernel: Kernel, who: StaffIdentity, address: str, password: str) -> list[str] | None:
-    await _before_attempt(kernel, address, who.username)
+    attempt = await _before_attempt(kernel, address, who.username)
     if await asyncio.to_thread(accounts.verify_password, kernel.factory, who.username, password) is None:
-        await throttle.failed(kernel, who.username)
         await record(kernel, _event(Tag.STAFF_LOGIN_FAILURE, who.username, address, "recovery codes"))
         return None
+    await attempt.right()
     codes = await asyncio.to_thread(accounts.new_recovery_codes, kernel.factory, who.account_id, utcnow())
     await record(kernel, _event(Tag.STAFF_RECOVERY_REGENERATED, who.username, address))
     return codes
 
+
+
+async def lift_limits(kernel: Kernel, username: str, actor: str, address: str) -> int:
+    """An administrator lets an account log in again at once: its wait and its failures from every address
+    are cleared, and who did it is recorded. The number of addresses that had failures."""
+    cleared = await throttle.unlock(kernel, username)
+    await record(kernel, AuditEvent(Tag.ADMIN_STAFF_UNLOCKED, "portal", actor=actor, client_addr=address,
+                                    reason=f"{username} login limits lifted ({cleared} addresses)"))
+    return cleared
