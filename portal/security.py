@@ -65,10 +65,15 @@ def rotate_csrf(request: web.Request) -> None:
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
-               max_age: int | None = None) -> None:
-    """Every cookie of the portal: HttpOnly, SameSite=Strict, Secure when the portal is served over HTTPS."""
-    response.set_cookie(name, value, httponly=True, samesite="Strict", path="/", max_age=max_age,
-                        secure=request.app[KERNEL].settings["portal.secure_cookies"])
+               max_age: int | None = None, *, navigable: bool = False) -> None:
+    """Every cookie of the portal: HttpOnly, Secure when the portal is served over HTTPS, SameSite=Strict.
+
+    `navigable`: SameSite=Lax instead, for a cookie that must come along when the inmate follows a link to the
+    portal from another site (a block page's "Open the portal"). Lax sends it on top-level GET navigations only,
+    and no GET of the portal changes anything; every POST still needs the CSRF token, whose cookie stays Strict,
+    so a form posted from another site is refused (and carries no Lax cookie either)."""
+    response.set_cookie(name, value, httponly=True, samesite="Lax" if navigable else "Strict", path="/",
+                        max_age=max_age, secure=request.app[KERNEL].settings["portal.secure_cookies"])
 
 
 def _harden(request: web.Request, headers: MutableMapping[str, str]) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
+import shutil
 import string
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -22,7 +24,7 @@ from policies.decision import Decision, Reason, ReasonCode, Verdict
 from policies.rules import parse_policy
 from policies.snapshot import Snapshot
 from tests.conftest import Origin, platform_settings
-from tests.helpers import CELL, INMATE, OTHER_INMATE, OTHER_PIN, STRANGER, Platform, connect_tunnel, csrf_from
+from tests.helpers import CELL, INMATE, OTHER_INMATE, OTHER_PIN, PIN, STRANGER, Platform, connect_tunnel, csrf_from
 
 TRANSLATED = [language for language in LANGUAGES if language != "en"]
 DESCRIBED = """\
@@ -260,3 +262,71 @@ async def test_a_language_chosen_in_the_portal_reaches_the_next_block_page_on_an
             assert "<h1>Cette page est bloquée</h1>" in await _get(reader, writer, "mail.test", "/two")
         finally:
             writer.close()
+
+
+# A real browser: "Open the portal" on a block page keeps the inmate logged in; a form from elsewhere does not pass.
+
+CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_TESTS = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES"),
+                                    reason="Chromium is not installed")
+
+
+@CHROMIUM_TESTS
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_open_the_portal_from_a_block_page_lands_at_home_logged_in_and_a_cross_site_post_is_refused(
+        platform: Platform) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.test_browser import spki
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=[f"--proxy-server=http://{platform.proxy}", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", f"--ignore-certificate-errors-spki-list={spki(platform.ca_file)}"])
+        context = await browser.new_context(locale="en-GB")
+        page = await context.new_page()
+        try:
+            await page.goto(f"{platform.portal}/login")
+            await page.get_by_label("Inmate number").fill(INMATE)
+            await page.get_by_label("PIN").fill(PIN)
+            await page.get_by_role("button", name="Log in").click()
+            await page.wait_for_url(f"{platform.portal}/home")
+
+            response = await page.goto("https://other.test/somewhere")
+            assert response is not None and response.status == 403
+            assert await page.locator("h1").inner_text() == "This page is blocked"
+            await page.get_by_role("link", name="Open the portal").click()
+            await page.wait_for_url(f"{platform.portal}/home", timeout=10_000)
+            assert await page.get_by_test_id("terminal").inner_text() == "cell-1 (cell)"
+
+            # Another site's form posting to the portal: refused, and the session carries on.
+            form = (f'<form method="post" action="{platform.portal}/logout"><input type="hidden" name="csrf_token" '
+                    'value="guessed-guessed-guessed"><button>Win a prize</button></form>')
+            await page.route("http://prizes.test/**", lambda route: route.fulfill(
+                status=200, content_type="text/html", body=form))
+            await page.goto("http://prizes.test/")
+            async with page.expect_response(lambda r: r.url == f"{platform.portal}/logout") as answer:
+                await page.get_by_role("button", name="Win a prize").click()
+            assert (await answer.value).status == 403
+            assert "did not come from this portal" in await page.locator("body").inner_text()
+            await page.goto(f"{platform.portal}/home")
+            assert page.url == f"{platform.portal}/home"
+            assert platform.records(tag="portal:logout") == []
+        finally:
+            await context.close()
+            await browser.close()
+
+
+async def test_the_inmate_session_cookie_comes_along_on_navigation_and_the_csrf_cookie_stays_strict(
+        platform: Platform) -> None:
+    async with platform.client(CELL) as browser:
+        async with browser.get(f"{platform.portal}/login") as page:
+            token = csrf_from(await page.text())
+        async with browser.post(f"{platform.portal}/login", allow_redirects=False,
+                                data={"inmate_number": INMATE, "pin": PIN, "csrf_token": token}) as resp:
+            assert resp.status == 303
+            session, csrf = resp.cookies["gh_session"], resp.cookies["gh_csrf"]
+    assert session["samesite"] == "Lax" and session["httponly"]
+    assert csrf["samesite"] == "Strict" and csrf["httponly"]

@@ -61,7 +61,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return _login_page(request, form, down.message(), status=503)
     request[ACTOR], request[TERMINAL] = active.inmate_number, active.terminal_name
     response = web.HTTPSeeOther("/home")
-    set_cookie(request, response, INMATE_COOKIE, active.token)
+    set_cookie(request, response, INMATE_COOKIE, active.token, navigable=True)  # also bound to the terminal's address
     rotate_csrf(request)
     raise response
 
@@ -112,5 +112,5 @@ async def choose_language(request: web.Request) -> web.Response:
     elif viewer.staff is not None:
         await asyncio.to_thread(set_staff_language, kernel.factory, viewer.staff.account_id, language)
     response = web.HTTPSeeOther(back)
-    set_cookie(request, response, LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600)
+    set_cookie(request, response, LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, navigable=True)
     raise response
