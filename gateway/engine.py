@@ -24,14 +24,18 @@ from mitmproxy.certs import CertStore
 
 from gatehouse.ca import BASENAME
 from gateway.carry import CHUNK, HOP, Carrier, ClientGone, Pool, Upstream, cleaned
-from gateway.checks import Asked, Refusal
+from gateway.checks import Asked, Refusal, overrides_in
+from gateway.framing import MAX_HEAD, forwardable, head_problem, pending_head_problem
 from gateway.handoff import Handoff
-from gateway.http1 import MAX_HEAD
+from gateway.http1 import HEAD_TIMEOUT_S, IDLE_TIMEOUT_S
 from policies.hosts import HostError, is_ip_literal, split_authority
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
 CONTEXTS_KEPT = 2000
+LINGER_S = 2.0
+LINGER_BYTES = 1024 * 1024
+"""After refusing a request not read to its end: how long, and how much more of it, is read before closing."""
 
 
 class Side(Protocol):
@@ -40,6 +44,7 @@ class Side(Protocol):
     async def read(self) -> bytes: ...
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
+    def close_write(self) -> None: ...
 
 
 class PlainSide:
@@ -56,6 +61,10 @@ class PlainSide:
 
     async def drain(self) -> None:
         await self._writer.drain()
+
+    def close_write(self) -> None:
+        if self._writer.can_write_eof():
+            self._writer.write_eof()
 
 
 class TlsSide:
@@ -97,6 +106,16 @@ class TlsSide:
 
     async def drain(self) -> None:
         await self._writer.drain()
+
+    def close_write(self) -> None:
+        """close_notify, then the end of the TCP stream; reading goes on (TLS 1.3 allows a half-close)."""
+        try:
+            self._tls.unwrap()
+        except ssl.SSLError:  # SSLWantReadError: the client's close_notify has not come, which is not awaited
+            pass
+        self._flush()
+        if self._writer.can_write_eof():
+            self._writer.write_eof()
 
     @property
     def protocol(self) -> str:
@@ -157,10 +176,23 @@ class LeafCerts:
         return pem
 
 
+class Unframed(Exception):
+    """A request head refused for its framing before h11 parsed it, or one that did not come in time."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Engine:
-    def __init__(self, *, carrier: Carrier, certs: LeafCerts) -> None:
+    def __init__(self, *, carrier: Carrier, certs: LeafCerts, head_timeout: float = HEAD_TIMEOUT_S,
+                 idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self._carrier = carrier
         self._certs = certs
+        self.head_timeout = head_timeout
+        """How long a request head may take once its first byte has come (HTTP/1.1; a partial HTTP/2 frame)."""
+        self.idle_timeout = idle_timeout
+        """How long a connection may stay with no request at all (before its first one, and between them)."""
 
     async def serve_tunnel(self, handoff: Handoff, reader: Any, writer: Any, *, refused: str | None,
                            h2: bool) -> None:
@@ -177,7 +209,8 @@ class Engine:
         if side.protocol == "h2":
             from gateway.engine_h2 import H2Server
 
-            await H2Server(self._carrier, handoff, side, refused).run()
+            await H2Server(self._carrier, handoff, side, refused, head_timeout=self.head_timeout,
+                           idle_timeout=self.idle_timeout).run()
         else:
             await self.serve(handoff, side, refused=refused)
 
@@ -189,18 +222,24 @@ class Engine:
         try:
             while True:
                 try:
-                    event = await _next(client, side)
+                    event = await self._next_head(client, side)
                 except h11.RemoteProtocolError as exc:
                     side.write(await malformed(handoff, exc.error_status_hint, f"malformed request: {exc}"))
-                    await side.drain()
+                    await linger(side)
+                    return
+                except Unframed as exc:
+                    side.write(await malformed(handoff, exc.status, str(exc)))
+                    await linger(side)
                     return
                 if not isinstance(event, h11.Request):
                     return
+                problem = head_problem(event.method, event.headers.raw_items())
                 framing = {k for k, _ in event.headers if k in (b"content-length", b"transfer-encoding")}
                 if len(framing) == 2:  # h11 would let Transfer-Encoding win; a smuggling attempt is refused
-                    side.write(await malformed(handoff, 400, "malformed request: both Content-Length and "
-                                               "Transfer-Encoding frame the body"))
-                    await side.drain()
+                    problem = 400, "both Content-Length and Transfer-Encoding frame the body"
+                if problem is not None:
+                    side.write(await malformed(handoff, problem[0], f"malformed request: {problem[1]}"))
+                    await linger(side)
                     return
                 await self._exchange(handoff, side, client, event, pool, refused)
                 if client.our_state is not h11.DONE or client.their_state is not h11.DONE:
@@ -211,11 +250,37 @@ class Engine:
         finally:
             pool.close()
 
+    async def _next_head(self, client: h11.Connection, side: Side) -> Any:
+        """The next event while the connection waits for a request head (a Request, or ConnectionClosed; None
+        when the connection stayed idle too long). What is buffered is checked before h11 parses it, so neither
+        the bounds nor the line ends depend on how the client's writes were cut (h11 bounds only heads still
+        incomplete, and takes a bare LF as a line end)."""
+        loop = asyncio.get_running_loop()
+        deadline = None
+        while True:
+            buffered = client.trailing_data[0]
+            if (problem := pending_head_problem(buffered)) is not None:
+                raise Unframed(problem[0], f"malformed request: {problem[1]}")
+            event = client.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if deadline is None and buffered:
+                deadline = loop.time() + self.head_timeout
+            try:
+                async with asyncio.timeout_at(deadline if deadline is not None else loop.time() + self.idle_timeout):
+                    data = await side.read()
+            except TimeoutError:
+                if deadline is None:
+                    return None  # idle: closed without a word, as a kept-alive connection may be
+                raise Unframed(408, f"no complete request head within {self.head_timeout:g} s") from None
+            client.receive_data(data)
+
     async def _exchange(self, handoff: Handoff, side: Side, client: h11.Connection, request: h11.Request,
                         pool: Pool, refused: str | None) -> None:
         """One request and its answer; whether the connection goes on is in h11's states (both DONE after a
         clean exchange)."""
         asked, problem, authority = _asked(handoff, request)
+        asked.overrides = overrides_in(request.headers)
         asked.accept_language = next((v.decode("latin-1") for k, v in request.headers if k == b"accept-language"), "")
         reply = H1Reply(client, side)
         refusal = await self._carrier.checks.admit(handoff, asked, problem or refused)
@@ -259,6 +324,21 @@ class H1Reply:
 
     def abort(self) -> None:
         """Nothing to do: the connection closes, which a client reads as a cut answer."""
+
+
+async def linger(side: Side) -> None:
+    """After the answer to a request whose rest is not read: stop writing, then read and drop what the client
+    still sends, for a moment, before closing; closing with unread bytes would reset the connection and the
+    client could lose the answer before reading it (nginx's lingering close)."""
+    try:
+        await side.drain()
+        side.close_write()
+        taken = 0
+        async with asyncio.timeout(LINGER_S):
+            while taken < LINGER_BYTES and (data := await side.read()):
+                taken += len(data)
+    except (TimeoutError, ConnectionError, ssl.SSLError):
+        pass
 
 
 def _asked(handoff: Handoff, request: h11.Request) -> tuple[Asked, str | None, str]:
@@ -355,7 +435,7 @@ def _forwarded(request: h11.Request, asked: Asked, authority: str) -> list[tuple
     """The request's headers as they go upstream. A plain-HTTP request's Host is the URL's `authority` (RFC 9112
     3.2.2: a proxy replaces it), so the origin is asked for the host that was decided on; in a tunnel
     (`authority` empty) the Host the checks compared with the tunnel goes on as it is."""
-    headers = cleaned(request.headers)
+    headers = [(k, v) for k, v in forwardable(cleaned(request.headers)) if k not in asked.strip]
     if authority:
         headers = [(b"host", authority.encode("ascii"))] + [(k, v) for k, v in headers if k != b"host"]
     elif not any(k == b"host" for k, _ in headers):  # HTTP/1.0 may leave it out; HTTP/1.1 upstream needs it

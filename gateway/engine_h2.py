@@ -21,12 +21,17 @@ import h2.settings
 from h2.errors import ErrorCodes
 
 from gateway.carry import Carrier, cleaned
-from gateway.checks import Asked, Refusal
+from gateway.checks import TEXT, Asked, Refusal, overrides_in
+from gateway.framing import MAX_HEAD, MAX_HEADERS, forwardable, has_control, head_problem
 from gateway.handoff import Handoff
+from gateway.http1 import HEAD_TIMEOUT_S, IDLE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 UPSTREAMS_PER_TUNNEL = 6
 MAX_STREAMS = 100
+MAX_HEADER_LIST = MAX_HEAD + 32 * MAX_HEADERS
+"""SETTINGS_MAX_HEADER_LIST_SIZE: what HPACK counts (each field's name and value and 32 octets, RFC 9113 6.5.2)
+for a head at the HTTP/1.1 bounds; a list above it ends the connection (h2's decoder enforces it)."""
 _END = None
 
 
@@ -38,7 +43,14 @@ class Stream:
 
 
 class H2Server:
-    def __init__(self, carrier: Carrier, handoff: Handoff, side: object, refused: str | None) -> None:
+    def __init__(self, carrier: Carrier, handoff: Handoff, side: object, refused: str | None, *,
+                 head_timeout: float = HEAD_TIMEOUT_S, idle_timeout: float = IDLE_TIMEOUT_S) -> None:
+        self._head_timeout = head_timeout
+        self._idle_timeout = idle_timeout
+        self._quiet = asyncio.get_running_loop().time()
+        """When the connection last had no stream open (or was opened): the idle time counts from there."""
+        self._timer: asyncio.Timeout | None = None
+        """The bound on the read under way, moved when the last open stream ends."""
         self._carrier = carrier
         self._handoff = handoff
         self._side = side
@@ -56,10 +68,21 @@ class H2Server:
 
     async def run(self) -> None:
         self._conn.initiate_connection()
-        self._conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS})
+        self._conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                                    h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST})
         self.flush()
         try:
-            while data := await self._side.read():  # type: ignore[attr-defined]
+            while True:
+                try:
+                    async with asyncio.timeout_at(self._deadline()) as self._timer:
+                        data = await self._side.read()  # type: ignore[attr-defined]
+                except TimeoutError:
+                    await self._timed_out()
+                    return
+                finally:
+                    self._timer = None
+                if not data:
+                    return
                 try:
                     events = self._conn.receive_data(data)
                 except h2.exceptions.ProtocolError as exc:
@@ -76,6 +99,23 @@ class H2Server:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._pool.close()
+
+    def _deadline(self) -> float | None:
+        """Until when the next read may wait: no bound while a stream is open (its answer may take a while);
+        else the idle time, or the head time while part of a frame is waiting for the rest of it."""
+        if self._streams:
+            return None
+        pending = bool(self._conn.incoming_buffer.data)
+        return self._quiet + (self._head_timeout if pending else self._idle_timeout)
+
+    async def _timed_out(self) -> None:
+        """GOAWAY to a connection that stayed quiet too long; a request left half-sent is recorded as refused."""
+        if self._conn.incoming_buffer.data:
+            await self._carrier.checks.malformed(
+                self._handoff, 408, f"no complete HTTP/2 request within {self._head_timeout:g} s")
+        self._conn.close_connection()
+        self.flush()
+        await self._side.drain()  # type: ignore[attr-defined]
 
     def _on(self, event: h2.events.Event) -> None:
         known = self._streams.get(getattr(event, "stream_id", 0))
@@ -104,10 +144,16 @@ class H2Server:
         reply = H2Reply(self, stream.id)
         try:
             asked, problem, forwarded = self._asked(headers, has_body)
+            if (unframed := _head_problem(headers)) is not None:
+                status, detail = unframed
+                await self._carrier.checks.malformed(self._handoff, status, f"malformed request: {detail}")
+                await reply.refuse(Refusal(status, f"gateway: malformed request: {detail}\n".encode(), TEXT))
+                return
             refusal = await self._carrier.checks.admit(self._handoff, asked, problem or self._refused)
             if refusal is not None:
                 await reply.refuse(refusal)
                 return
+            forwarded = [(k, v) for k, v in forwarded if k not in asked.strip]
             async with self._slots:
                 await self._carrier.carry(self._handoff, asked, forwarded, self._body(stream), reply, self._pool)
         except asyncio.CancelledError:
@@ -119,6 +165,10 @@ class H2Server:
             reply.abort()
         finally:
             self._streams.pop(stream.id, None)
+            if not self._streams:
+                self._quiet = asyncio.get_running_loop().time()
+                if self._timer is not None:
+                    self._timer.reschedule(self._deadline())
             while not stream.body.empty():  # body the answer did not need
                 if (item := stream.body.get_nowait()) is not None:
                     self._acknowledge(item[1], stream.id)
@@ -141,12 +191,13 @@ class H2Server:
         handoff = self._handoff
         asked = Asked(method, handoff.host, handoff.port, path, authority,
                       f"https://{authority or handoff.host}{path}",
-                      accept_language=next((v.decode("latin-1") for k, v in plain if k == b"accept-language"), ""))
+                      accept_language=next((v.decode("latin-1") for k, v in plain if k == b"accept-language"), ""),
+                      overrides=overrides_in(plain))
         problem = None
         if method == "CONNECT" or not path.startswith("/"):
             problem = f"an HTTP/2 {method or 'request'} for {path or 'no path'} is not carried through a tunnel"
         cookies = b"; ".join(v for k, v in plain if k == b"cookie")
-        forwarded = [(k, v) for k, v in cleaned(plain) if k not in (b"host", b"cookie")]
+        forwarded = [(k, v) for k, v in forwardable(cleaned(plain)) if k not in (b"host", b"cookie")]
         forwarded.insert(0, (b"host", (authority or handoff.host).encode("latin-1")))
         if cookies:
             forwarded.append((b"cookie", cookies))
@@ -188,6 +239,21 @@ class H2Server:
         except h2.exceptions.ProtocolError:
             return  # already closed
         self.flush()
+
+
+def _head_problem(headers: list[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+    """`gateway.framing.head_problem` on a stream's header list (cookie crumbs counted as the one header they go
+    upstream as), with the HTTP/1.1 bound on its size, which it will have upstream, and control characters in
+    pseudo-headers (`:path` becomes the request line)."""
+    size = sum(len(k) + len(v) + 4 for k, v in headers)  # as "name: value" lines
+    if size > MAX_HEAD:
+        return 431, f"a request head longer than {MAX_HEAD} bytes"
+    if any(k.startswith(b":") and has_control(v) for k, v in headers):
+        return 400, "a control character in a pseudo-header"
+    regular = [(k, v) for k, v in headers if not k.startswith(b":") and k != b"cookie"]
+    if cookies := [v for k, v in headers if k == b"cookie"]:
+        regular.append((b"cookie", b"; ".join(cookies)))
+    return head_problem(next((v for k, v in headers if k == b":method"), b""), regular)
 
 
 class H2Reply:

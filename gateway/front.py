@@ -24,9 +24,9 @@ from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
 from gateway.blockpage import HEADERS, language_for, page_for
 from gateway.checks import TEXT, record_malformed
-from gateway.engine import Engine, PlainSide
+from gateway.engine import Engine, PlainSide, linger
 from gateway.handoff import HEADER, Handoff, sign
-from gateway.http1 import CONNECT_OK, BadRequest, Head, read_head, response_bytes
+from gateway.http1 import CONNECT_OK, HEAD_TIMEOUT_S, BadRequest, Head, read_head, response_bytes
 from gateway.identity import ControlUnavailable, Identity, IdentityResolver
 from gateway.metering import QuotaGate
 from gateway.sni import read_client_hello, sni_mismatch
@@ -89,6 +89,8 @@ class Front:
         ones already being refused."""
         self._server: asyncio.Server | None = None
         self._reviewing: asyncio.Task[None] | None = None
+        self.head_timeout = HEAD_TIMEOUT_S
+        """How long the first request head of a connection may take (tests shorten it)."""
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
         """Listen; with `reuse_port` several worker processes share the port and the kernel spreads connections
@@ -266,9 +268,10 @@ class Front:
 
     async def _serve(self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await read_head(reader)
+            head = await read_head(reader, self.head_timeout)
         except BadRequest as exc:
             writer.write(await record_malformed(self._audit, address, exc.status, str(exc)))
+            await linger(PlainSide(reader, writer))
             return
         if head is None:
             return
@@ -358,7 +361,9 @@ class Front:
             why=first.detail if first else "", opens=decision.opens_at.isoformat() if decision.opens_at else "")
         if self._engine is not None:
             if not host:
-                replayed = Replayed(reader, head.serialize([], HOP_HEADERS) + head.rest, meter)
+                # The head as it came (the engine parses and checks it again, and drops hop-by-hop headers): an
+                # HTTP/1.0 head cannot be written again by h11, which sends only HTTP/1.1.
+                replayed = Replayed(reader, head.raw + head.rest, meter)
                 await self._engine.serve(handoff, PlainSide(replayed, Metered(writer, meter)))
                 return
             if (opened := await self._open_tunnel(reader, writer, head, identity, host)) is None:

@@ -8,8 +8,13 @@ from http import HTTPStatus
 
 import h11
 
-MAX_HEAD = 16 * 1024
+from gateway.framing import MAX_HEAD as MAX_HEAD  # where the bound was first kept
+from gateway.framing import head_problem, pending_head_problem
+
 HEAD_TIMEOUT_S = 30.0
+"""How long a request head may take to arrive once its first byte has."""
+IDLE_TIMEOUT_S = 60.0
+"""How long a connection may wait for its next request with nothing sent (nginx keeps 75 s)."""
 
 
 class BadRequest(Exception):
@@ -25,6 +30,8 @@ class Head:
     headers: list[tuple[bytes, bytes]]
     http_version: bytes
     rest: bytes
+    raw: bytes = b""
+    """The head's bytes as the client sent them (h11 parsed them and `gateway.framing` found nothing wrong)."""
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -43,28 +50,41 @@ class Head:
                                        http_version=self.http_version.decode()))
 
 
-async def read_head(reader: asyncio.StreamReader) -> Head | None:
-    """The first request head on a connection; None when the client closed before sending one."""
+async def read_head(reader: asyncio.StreamReader, timeout: float = HEAD_TIMEOUT_S) -> Head | None:
+    """The first request head on a connection; None when the client closed, or sent nothing within `timeout`,
+    before sending one. The raw bytes are checked before h11 parses them, however they were segmented."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-    async with asyncio.timeout(HEAD_TIMEOUT_S):
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise BadRequest(exc.error_status_hint, f"malformed request: {exc}") from None
-            if isinstance(event, h11.Request):
-                rest, _ = conn.trailing_data
-                return Head(event.method.decode("ascii"), event.target.decode("ascii", "replace"),
-                            list(event.headers.raw_items()), event.http_version, bytes(rest))
-            if event is h11.NEED_DATA:
-                data = await reader.read(65536)
-                if not data:
-                    if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
-                        return None
-                    raise BadRequest(400, "connection closed in the middle of the request head")
-                conn.receive_data(data)
-            else:
-                raise BadRequest(400, f"unexpected {type(event).__name__}")
+    received = bytearray()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if (problem := pending_head_problem(received)) is not None:
+                    raise BadRequest(*problem)
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise BadRequest(exc.error_status_hint, f"malformed request: {exc}") from None
+                if isinstance(event, h11.Request):
+                    if (problem := head_problem(event.method, event.headers.raw_items())) is not None:
+                        raise BadRequest(*problem)
+                    rest = bytes(conn.trailing_data[0])
+                    return Head(event.method.decode("ascii"), event.target.decode("ascii", "replace"),
+                                list(event.headers.raw_items()), event.http_version, rest,
+                                bytes(received[:len(received) - len(rest)]))
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    if not data:
+                        if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                            return None
+                        raise BadRequest(400, "connection closed in the middle of the request head")
+                    received += data
+                    conn.receive_data(data)
+                else:
+                    raise BadRequest(400, f"unexpected {type(event).__name__}")
+    except TimeoutError:
+        if not received:
+            return None
+        raise BadRequest(408, f"no complete request head within {timeout:g} s") from None
 
 
 def response_bytes(status: int, body: bytes, headers: dict[str, str] | None = None,
