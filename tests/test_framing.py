@@ -430,6 +430,8 @@ async def test_a_head_that_does_not_come_is_not_waited_for(quick: Platform, tran
 @LOOP
 @pytest.mark.parametrize("sent", [b"", b"\x00\x00\x40\x01"], ids=["nothing", "part-of-a-frame"])
 async def test_an_idle_http2_connection_is_closed(quick: Platform, sent: bytes) -> None:
+    """GOAWAY after the idle time; a frame left half-sent is a request head that did not come (408, recorded)."""
+    before = len(refusals(quick))
     reader, writer = await inspected(quick, alpn="h2")
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -438,6 +440,7 @@ async def test_an_idle_http2_connection_is_closed(quick: Platform, sent: bytes) 
     writer.close()
     events = conn.receive_data(got)
     assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events), events
+    assert [r.status for r in refusals(quick)[before:]] == ([408] if sent else [])
 
 
 # The rules, without sockets ------------------------------------------------------------------------------------
