@@ -174,11 +174,13 @@ def busiest_hosts(session: Session, filters: Filters, since: datetime, until: da
     browser calls by itself) are left out, or with `only_background` are the only ones counted."""
     denied = func.sum(case((AuditRecord.decision == "deny", 1), else_=0))
     total = func.count()
-    noise = host_in(background)
+    background = tuple(background)
+    noise = [host_in(background) if only_background else not_(host_in(background))] if background or \
+        only_background else []
     rows = session.execute(
         select(AuditRecord.host, total, denied)
         .where(*_where(filters), AuditRecord.tag.in_(GATEWAY_TAGS), AuditRecord.host != "",
-               AuditRecord.at >= since, AuditRecord.at < until, noise if only_background else not_(noise))
+               AuditRecord.at >= since, AuditRecord.at < until, *noise)
         .group_by(AuditRecord.host).order_by(total.desc(), AuditRecord.host).limit(top)).all()
     return [(host, int(n) - int(no or 0), int(no or 0)) for host, n, no in rows]
 

@@ -24,9 +24,12 @@ class Site:
     shown: str
     """`jobs.example` or `*.example.org`."""
     url: str
-    """Where the link goes; empty for a `*.domain` pattern, which is shown as text."""
+    """Where the link goes; empty for a `*.domain` pattern or a host open only on other ports than 80 and 443,
+    which are shown as text."""
     description: str
     category: str
+    pattern: bool = False
+    """`*.domain`: every name below the domain."""
 
 
 def _url(rule: Rule, pattern: HostPattern) -> str:
@@ -60,8 +63,8 @@ def open_now(policy: Snapshot, who: Subject, now: datetime) -> list[Site]:
             if pattern.wildcard and rule.id not in decision.rule_ids:
                 continue  # the probe was allowed by another rule's exact name, not by this pattern
             seen.add(shown)
-            sites.append(Site(shown, _url(first if not pattern.wildcard else rule, pattern),
-                              first.description, first.quota))
+            owner = rule if pattern.wildcard else first
+            sites.append(Site(shown, _url(owner, pattern), owner.description, owner.quota, pattern.wildcard))
     return sites
 
 
