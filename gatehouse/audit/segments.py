@@ -88,8 +88,8 @@ def cut_torn_tail(path: Path) -> Cut | None:
         cut = Cut(path.name, start, size - start, hashlib.sha256(f.read()).hexdigest())
         f.truncate(start)
         os.fsync(f.fileno())
-    log.warning("audit: cut a torn last line off %s: %d bytes at offset %d (sha256 %s), a write a crash "
-                "interrupted; it was never acknowledged", path, cut.length, cut.offset, cut.sha256)
+    log.warning("audit: cut a torn last line off %s: %d bytes at offset %d (sha256 %s), a write that never "
+                "finished, so never acknowledged", path, cut.length, cut.offset, cut.sha256)
     return cut
 
 
@@ -109,14 +109,15 @@ def last_line(path: Path) -> bytes | None:
         return f.read(end - start)
 
 
-def recover(folder: Path) -> tuple[int, str]:
+def recover(folder: Path, node: str = "") -> tuple[int, str]:
     """The last durable sequence number and hash of a node (0 and the genesis hash when it has none).
 
     A torn tail is cut off the last segment so that new records follow the last complete one, and the cut is
     recorded in the chain (its own record, fsynced, tagged `audit:segment:repaired`), so whoever cuts also
-    records: the writer at start and the CLI alike. An empty last segment is removed. The folder is named by
-    its node.
+    records: the writer at start and the CLI alike. An empty last segment is removed. `node` defaults to the
+    folder's name, as the layout has it.
     """
+    node = node or folder.name
     files = segment_files(folder)
     cuts: list[Cut] = []
     seq, digest = 0, GENESIS
@@ -134,14 +135,14 @@ def recover(folder: Path) -> tuple[int, str]:
         records = []
         for cut in cuts:
             event = AuditEvent(Tag.AUDIT_REPAIRED, "audit", actor="recovery", path=cut.file, reason=cut.describe())
-            records.append(link(folder.name, seq + 1, digest, body_of(event)))
+            records.append(link(node, seq + 1, digest, body_of(event)))
             seq, digest = records[-1].seq, records[-1].hash
         appender = SegmentAppender(folder)
         try:
             appender.append(records)
         finally:
             appender.close()
-        log.warning("audit: node %s recorded the cut as #%d", folder.name, seq)
+        log.warning("audit: node %s recorded the cut as #%d", node, seq)
     return seq, digest
 
 

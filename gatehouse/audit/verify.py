@@ -322,9 +322,9 @@ def segment_lines(folder: Path, notes: list[str] | None = None) -> Iterator[Segm
             for number, raw in enumerate(f, start=1):
                 if not raw.endswith(b"\n"):
                     if notes is not None:
-                        notes.append(f"node {folder.name}: the last line of {path.name} is torn ({len(raw)} bytes, "
-                                     "a write a crash interrupted); the node cuts it, and records the cut, when it "
-                                     "starts")
+                        notes.append(f"node {folder.name}: the last line of {path.name} is torn ({len(raw)} bytes: "
+                                     "a write in progress, or one a crash interrupted, which the node cuts and "
+                                     "records when it starts)")
                     break
                 try:
                     record: Linked | None = Linked.from_line(raw)

@@ -57,7 +57,7 @@ class SegmentAuditWriter:
         self.committed = asyncio.Event()
 
     async def start(self, shipped_seq: int = 0) -> None:
-        self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder)
+        self.seq, self.last_hash = await asyncio.to_thread(recover, self.folder, self.node)
         self.shipped_seq = min(shipped_seq, self.seq)
         self._checkpointed = await asyncio.to_thread(last_checkpoint_seq, self.folder)
         if self.seq > self._checkpointed:
