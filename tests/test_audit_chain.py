@@ -527,3 +527,15 @@ async def test_verify_reports_a_repair_apart_from_tampering(tmp_path: Path, data
     capsys.readouterr()
     assert main(["audit", "verify", "--data-dir", str(settings.data_dir), "--file", str(copy)]) == 0
     assert any(line.startswith(f"REPAIRED   {NODE} #11:") for line in capsys.readouterr().out.splitlines())
+
+
+async def test_a_check_from_a_date_compares_the_segment_files_from_there(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    settings = open_settings(tmp_path, f"sqlite:///{tmp_path / 'seg.db'}")
+    await write_chain(settings, start=datetime(2025, 1, 1, 8, 0))  # record n at 08:00 + n minutes
+    _edit_lines(_segment(settings), "delete 3,15")
+    assert verify(capsys, settings, "--since", "2025-01-01T08:10:30") == (
+        1, [f"DELETED    {NODE} #15: missing from the node's segment files; the database still has it"])
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(settings.data_dir), "--since", "2025-01-01T08:10:30"]) == 1
+    assert "segment files only" not in capsys.readouterr().out, "records before the date are not compared"
