@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from gatehouse import control
-from gatehouse.bus import ControlEvent
+from gatehouse.bus import ControlEvent, InmateResumed, encode
+from gatehouse.cli.ops import initialise
 from gatehouse.cli.serve import running
 from gatehouse.db.engine import utcnow
+from gatehouse.db.models import ControlEventRow
+from gatehouse.kernel import Kernel
 from tests.conftest import Origin, platform_settings
 from tests.helpers import INMATE, Platform
 from tests.test_audit_durability import _allow_connections
@@ -32,7 +35,8 @@ async def pg_platform(tmp_path: Path, origin: Origin, postgres_url: str) -> Asyn
 
 
 def _about_control_events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
-    return [(r.levelname, r.getMessage()) for r in caplog.records if "control events" in r.getMessage()]
+    return [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.levelno >= logging.WARNING and "control events" in r.getMessage()]
 
 
 async def test_a_database_outage_is_logged_once_and_its_end_once(pg_platform: Platform, postgres_url: str,
@@ -69,3 +73,35 @@ async def test_a_database_outage_is_logged_once_and_its_end_once(pg_platform: Pl
     async with asyncio.timeout(5):
         while "InmateSuspended" not in seen:
             await asyncio.sleep(0.05)
+
+
+async def test_a_database_away_when_the_follower_starts_is_waited_for(tmp_path: Path, postgres_url: str,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the first read failing ended the follower for good: no control event reached the node again."""
+    caplog.set_level(logging.INFO)
+    kernel = Kernel.open(initialise(tmp_path / "data", {"database.url": postgres_url}, quiet=True))
+    seen: list[ControlEvent] = []
+
+    async def handle(event: ControlEvent) -> None:
+        seen.append(event)
+
+    _allow_connections(postgres_url, False)
+    kernel.engine.dispose()
+    follower = asyncio.create_task(control.follow_events(kernel.factory, handle, 0.1))
+    try:
+        await asyncio.sleep(1.0)
+        assert not follower.done() and [level for level, _ in _about_control_events(caplog)] == ["ERROR"]
+        _allow_connections(postgres_url, True)
+        async with asyncio.timeout(10):
+            while len(_about_control_events(caplog)) < 2:
+                await asyncio.sleep(0.05)
+        with kernel.factory.begin() as session:
+            session.add(ControlEventRow(at=utcnow(), payload=encode(InmateResumed("A1", "staff-1"))))
+        async with asyncio.timeout(10):
+            while not seen:
+                await asyncio.sleep(0.05)
+        assert seen == [InmateResumed("A1", "staff-1")]
+    finally:
+        follower.cancel()
+        _allow_connections(postgres_url, True)
+        kernel.engine.dispose()
