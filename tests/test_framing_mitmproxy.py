@@ -5,6 +5,7 @@ method overrides, a Host naming another port) is refused or stripped, and every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -387,3 +388,54 @@ async def test_http2_requests_have_the_same_checks(gateway: Platform, origin: Se
     assert [p for _, _, p in origin.seen] == (["/h2"] if status == 200 else [])
     if stripped:
         assert stripped not in origin.heads[-1], origin.heads[-1]
+
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("body", [
+    b"zz\r\nhello\r\n0\r\n\r\n",                 # not a chunk size
+    b"5\r\nhelloXX0\r\n\r\n",                     # h11 0.14 drops any two bytes after a chunk (CVE-2025-43859)
+    b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",   # trailers: mitmproxy raised and left the connection hanging
+])
+async def test_a_chunked_body_that_breaks_its_framing_is_answered_and_recorded(gateway: Platform, origin: Seeing,
+                                                                               where: str, body: bytes) -> None:
+    reader, writer, prefix = await warmed(gateway, where)
+    since = last_id(gateway)
+    head, _ = await exchange(reader, writer, f"POST {prefix}/courses/a HTTP/1.1\r\nHost: lms.test\r\n".encode()
+                             + b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert [p for _, _, p in origin.seen] == ["/courses/warm"]
+    assert denials(gateway, since) == [MALFORMED], refused(gateway, since)
+
+
+@pytest.mark.parametrize("where", WHERE)
+async def test_a_chunked_body_split_anywhere_is_carried(gateway: Platform, origin: Seeing, where: str) -> None:
+    reader, writer, prefix = await warmed(gateway, where)
+    writer.write(f"POST {prefix}/courses/a HTTP/1.1\r\nHost: lms.test\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    for piece in (b"5\r\nhel", b"lo\r", b"\n3\r\nabc", b"\r", b"\n0\r\n", b"\r\n"):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    head, body = await response(reader)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200") and body == b"origin lms.test POST /courses/a 8", (head, body)
+
+
+@pytest.mark.parametrize("where", WHERE)
+async def test_a_refused_request_with_a_large_body_is_recorded_and_cut(gateway: Platform, origin: Seeing,
+                                                                       where: str) -> None:
+    """A body over stream_large_bodies cannot wait behind an answer in mitmproxy (it raised, and the connection
+    hung): the refusal is recorded and the connection cut."""
+    reader, writer, prefix = await warmed(gateway, where)
+    since = last_id(gateway)
+    writer.write(f"POST {prefix}/courses/forum/a HTTP/1.1\r\nHost: lms.test\r\nContent-Length: 3000000\r\n\r\n"
+                 .encode())
+    with contextlib.suppress(ConnectionError):
+        writer.write(b"x" * 3_000_000)
+        async with asyncio.timeout(10):
+            while await reader.read(65536):
+                pass
+    writer.close()
+    assert [p for _, _, p in origin.seen] == ["/courses/warm"]
+    assert [r.reason.split("[")[0] for r in refused(gateway, since)] == ["rule-deny"]

@@ -1,5 +1,6 @@
 """Strict HTTP/1 framing in the mitmproxy inspector: each request head is checked on its raw bytes before
-mitmproxy parses it, and a refused one is answered and recorded like one the front refuses.
+mitmproxy parses it, and each chunked body as it is read; a refused one is answered and recorded like one the
+front refuses. HTTP/2 connections h2 closes for a protocol error are recorded too.
 
 mitmproxy's HTTP/1 reader (h11's line splitter) takes a bare LF as a line end, joins folded lines, accepts any
 Content-Length of digits, and forwards an absolute-form target inside a tunnel; where it refuses a head itself it
@@ -13,13 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import h2.errors
+import h11
+from h11._readers import ChunkedReader
+from h11._receivebuffer import ReceiveBuffer
 from mitmproxy import connection
 from mitmproxy.net.http import http1
 from mitmproxy.net.http.validate import validate_headers
 from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.http import HTTPMode
-from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.proxy.layers.http._base import ReceiveHttp
+from mitmproxy.proxy.layers.http._events import RequestProtocolError
+from mitmproxy.proxy.layers.http._http1 import Http1Server, TBodyReader
 from mitmproxy.proxy.layers.http._http2 import Http2Server
 
 from gateway.addons.handoff import HandoffBinder
@@ -45,27 +51,84 @@ class GatehouseMalformedHook(commands.StartHook):  # type: ignore[no-untyped-cal
     data: Malformed
 
 
+class StrictChunkedReader(ChunkedReader):
+    """h11 0.14 (the newest mitmproxy 11.0 takes) throws away the two bytes after each chunk whatever they are
+    (CVE-2025-43859): an origin reading them as the next chunk would see another body, so they must be CRLF."""
+
+    def __call__(self, buf: ReceiveBuffer) -> h11.Data | h11.EndOfMessage | None:
+        if self._bytes_to_discard > 0:
+            ahead = bytes(buf)[:self._bytes_to_discard]
+            if ahead != b"\r\n"[2 - self._bytes_to_discard:][:len(ahead)]:
+                raise h11.RemoteProtocolError(f"a chunk is followed by {ahead!r}, not CRLF")
+        return super().__call__(buf)
+
+
 class StrictHttp1Server(Http1Server):
-    """mitmproxy's HTTP/1 server, refusing a head the framing rules refuse before mitmproxy reads it."""
+    """mitmproxy's HTTP/1 server, refusing a head the framing rules refuse before mitmproxy reads it, and a
+    chunked body whose chunks are not each followed by CRLF."""
 
     def __init__(self, context: Context, mode: HTTPMode) -> None:
         super().__init__(context)
         self._mode = mode
+        self._reader: TBodyReader | None = None
+
+    @property
+    def body_reader(self) -> TBodyReader:
+        assert self._reader is not None
+        return self._reader
+
+    @body_reader.setter
+    def body_reader(self, reader: TBodyReader) -> None:
+        self._reader = StrictChunkedReader() if isinstance(reader, ChunkedReader) else reader
 
     def read_headers(self, event: events.ConnectionEvent) -> layer.CommandGenerator[None]:
         if isinstance(event, events.DataReceived):
             while bytes(self.buf).startswith(b"\r\n"):  # an empty line before a request (RFC 9112 2.2)
                 self.buf.maybe_extract_lines()
-            problem = self._problem()
-            if problem is not None:
-                hook = GatehouseMalformedHook(Malformed(self.conn, *problem))
-                yield hook
-                yield commands.SendData(self.conn, hook.data.answer or response_bytes(
-                    problem[0], f"gateway: {problem[1]}\n".encode(), TEXT))
-                yield commands.CloseConnection(self.conn)
-                self.state = self.done
+            if (problem := self._problem()) is not None:
+                yield from self._refuse(*problem)
                 return
         yield from super().read_headers(event)
+
+    def read_body(self, event: events.Event) -> layer.CommandGenerator[None]:
+        """mitmproxy's body reader, but a body it cannot frame is answered and recorded before the connection
+        closes (mitmproxy closes it without a word), and trailers are refused (mitmproxy raises on them)."""
+        if not isinstance(event, events.DataReceived):  # the client went away in the middle of its body
+            yield from super().read_body(event)
+            return
+        closing: commands.CloseConnection | None = None
+        try:
+            for command in super().read_body(event):
+                if closing is not None:  # a close is followed by the error when the body broke its framing
+                    if isinstance(command, ReceiveHttp) and isinstance(command.event, RequestProtocolError):
+                        yield from self._refuse(400, f"malformed request body: {command.event.message}",
+                                                ended=command)
+                        return
+                    yield closing
+                    closing = None
+                if isinstance(command, commands.CloseConnection):
+                    closing = command
+                else:
+                    yield command
+        except NotImplementedError:
+            yield from self._refuse(400, "trailers after a chunked request body are not carried",
+                                    ended=ReceiveHttp(RequestProtocolError(self.stream_id, "trailers refused")))
+            return
+        if closing is not None:
+            yield closing
+
+    def _refuse(self, status: int, detail: str, ended: ReceiveHttp | None = None) -> layer.CommandGenerator[None]:
+        """Record the refusal, answer it (unless a response has begun) and close; `ended` tells the request's
+        stream, if one was open."""
+        hook = GatehouseMalformedHook(Malformed(self.conn, status, detail))
+        yield hook
+        if self.response is None:
+            yield commands.SendData(self.conn, hook.data.answer or response_bytes(
+                status, f"gateway: {detail}\n".encode(), TEXT))
+        yield commands.CloseConnection(self.conn)
+        if ended is not None:
+            yield ended
+        self.state = self.done
 
     def _problem(self) -> tuple[int, str] | None:
         """Why the head buffered now must be refused; None while it is incomplete but not too long, or when
