@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
 
 import jinja2
-from babel import Locale
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 from babel.dates import format_date, format_time
 
 from gatehouse.settings import LANGUAGES
@@ -292,6 +295,8 @@ class BlockPage:
     """When the refusal lifts (facility wall-clock time): the terminal opens, the rule's window or new minutes."""
     via: str = ""
     """The host whose redirect led here, for a refused redirect."""
+    zone: ZoneInfo | None = None
+    """The facility's time zone: times are written as the language is written in its country, as in the portal."""
 
     @property
     def kind(self) -> str:
@@ -307,7 +312,7 @@ class BlockPage:
         t = TEXT[lang]
         opens = ""
         if self.opens_at is not None:
-            locale = Locale.parse(lang)
+            locale = regional(lang, self.zone)
             when = t["at"].format(day=format_date(self.opens_at, "full", locale=locale),
                                   time=format_time(self.opens_at, "short", locale=locale))
             key = {"closed": "opens", "used": "renewed"}.get(self.kind, "window_opens")
@@ -328,7 +333,21 @@ def page_for(decision: Decision, url: str, portal_url: str, language: str, polic
     """The page for a refusal: its first reason, with the description of its rule from the policy in force."""
     reason = decision.reasons[0]
     return BlockPage(url, reason.code, portal_url, language, reason.rule_id, rule_description(policy, reason.rule_id),
-                     decision.opens_at, via)
+                     decision.opens_at, via, policy.timezone)
+
+
+@cache
+def regional(language: str, zone: ZoneInfo | None) -> Locale:
+    """The language as it is written in the facility's country, found from its time zone (CLDR), as the portal
+    writes it: English in Europe/Brussels is en_BE ("Monday, 30 November 2026, 08:30"); a language without a
+    form for that country keeps its own, except English, which falls back to en_GB."""
+    territory = get_global("zone_territories").get(zone.key) if zone is not None else None
+    if territory:
+        try:
+            return Locale.parse(f"{language}_{territory}")
+        except (UnknownLocaleError, ValueError):
+            pass
+    return Locale.parse("en_GB" if language == "en" else language)
 
 
 _described: tuple[Snapshot | None, dict[str, str]] = (None, {})

@@ -13,13 +13,25 @@ import string
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from gatehouse.cli.serve import running
 from gatehouse.settings import LANGUAGES
-from gateway.blockpage import ASKABLE, KINDS, REASONS, RULED, TEXT, BlockPage, language_for, negotiate, page_for
+from gateway.blockpage import (
+    ASKABLE,
+    KINDS,
+    REASONS,
+    RULED,
+    TEXT,
+    BlockPage,
+    language_for,
+    negotiate,
+    page_for,
+    regional,
+)
 from policies.decision import Decision, Reason, ReasonCode, Verdict
 from policies.rules import parse_policy
 from policies.snapshot import Snapshot
@@ -135,15 +147,25 @@ def test_page_kinds_follow_the_reason() -> None:
 
 
 @pytest.mark.parametrize(("language", "words"), [
-    ("en", "This site can be used again from Monday, November 30, 2026"),
+    ("en", "This site can be used again from Monday, 30 November 2026, 08:30."),
     ("nl", "U kunt deze site weer gebruiken vanaf maandag 30 november 2026 om 08:30."),
     ("fr", "Ce site sera de nouveau accessible à partir du lundi 30 novembre 2026 à 08:30."),
     ("de", "Diese Seite kann ab Montag, 30. November 2026 um 08:30 wieder benutzt werden."),
 ])
 def test_when_a_window_opens_reads_as_a_sentence(language: str, words: str) -> None:
     page = BlockPage("https://learn.example.org/", ReasonCode.OUTSIDE_WINDOW, "http://portal", language,
-                     opens_at=datetime(2026, 11, 30, 8, 30)).render().decode()
+                     opens_at=datetime(2026, 11, 30, 8, 30), zone=ZoneInfo("Europe/Brussels")).render().decode()
     assert words in page, page
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Brussels", "Europe/Amsterdam", "Europe/Berlin", "America/New_York",
+                                  "Asia/Tokyo"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_times_are_written_as_the_portal_writes_them(language: str, zone: str | None) -> None:
+    from portal import i18n
+
+    where = ZoneInfo(zone) if zone else None
+    assert regional(language, where) == i18n.regional(language, where)
 
 
 @pytest.mark.parametrize(("live", "header", "handed", "expected"), [

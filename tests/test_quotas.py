@@ -16,6 +16,7 @@ import pytest
 from babel.dates import format_date
 
 from gatehouse.quota import local_minute
+from gateway.blockpage import regional
 from tests.conftest import POLICY, Origin, platform_settings
 from tests.helpers import (
     CELL,
@@ -96,8 +97,9 @@ async def test_used_up_minutes_refuse_with_a_page_saying_when_new_ones_come(mete
         plain = await curl(metered, "http://allowed.test/over-budget-plain")
         learning = await curl(metered, "https://other.test/course")
     assert refused.status == 403 and "Your time for today is used up" in refused.body
-    tomorrow = datetime.now(ZoneInfo(metered.settings["facility.timezone"])).date() + timedelta(days=1)
-    assert f"New minutes from {format_date(tomorrow, 'full', locale='en')}, 12:00" in refused.body
+    zone = ZoneInfo(metered.settings["facility.timezone"])
+    tomorrow = datetime.now(zone).date() + timedelta(days=1)
+    assert f"New minutes from {format_date(tomorrow, 'full', locale=regional('en', zone))}, 00:00" in refused.body
     assert "code: quota-exhausted" in refused.body
     assert plain.status == 403 and "Your time for today is used up" in plain.body
     assert learning.status == 200, "an unlimited category is not held back by a spent one"
