@@ -364,6 +364,7 @@ def h2_head(method: bytes, authority: bytes, path: bytes, *extra: tuple[bytes, b
     (h2_head(b"get", b"lms.test", b"/courses/a"), b""),
     (h2_head(b"GET", b"lms.test", b"/courses/a", (b"transfer-encoding", b"chunked")), b""),
     ([(b":method", b"GET"), (b":scheme", b"ftp"), (b":authority", b"lms.test"), (b":path", b"/courses/a")], b""),
+    (h2_head(b"GET", b"lms.test", b"/courses/a", (b"host", b"mail.test")), b""),  # the origin would read Host
 ])
 async def test_http2_heads_the_rules_refuse_are_refused_and_recorded(
         gateway: Platform, origin: Seeing, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
