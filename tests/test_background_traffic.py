@@ -101,7 +101,8 @@ def test_the_demos_chromium_command_switches_off_chromiums_own_services() -> Non
                  "--disable-default-apps", "--no-first-run", "--disable-domain-reliability"):
         assert flag in command, flag
     features = next(f for f in CHROMIUM_QUIET if f.startswith("--disable-features="))
-    assert {"Translate", "OptimizationHints", "MediaRouter", "AutofillServerCommunication"} <= set(
+    assert {"Translate", "OptimizationHints", "MediaRouter", "AutofillServerCommunication",
+            "NetworkTimeServiceQuerying"} <= set(
         features.partition("=")[2].split(","))
 
 
@@ -110,7 +111,8 @@ def test_the_kiosk_policy_is_json_and_switches_off_what_calls_home() -> None:
     assert policy["ProxySettings"] == {"ProxyMode": "pac_script",
                                        "ProxyPacUrl": "http://portal.prison.example/kiosk.pac"}
     expected = {"SyncDisabled": True, "BrowserSignin": 0, "SafeBrowsingProtectionLevel": 0,
-                "ComponentUpdatesEnabled": False, "TranslateEnabled": False, "AutofillAddressEnabled": False,
+                "ComponentUpdatesEnabled": False, "BrowserNetworkTimeQueriesEnabled": False,
+                "TranslateEnabled": False, "AutofillAddressEnabled": False,
                 "AutofillCreditCardEnabled": False, "PasswordManagerEnabled": False,
                 "DeveloperToolsAvailability": 2, "ExtensionInstallBlocklist": ["*"],
                 "MetricsReportingEnabled": False, "SearchSuggestEnabled": False,
