@@ -2,7 +2,9 @@
 
 Four counters: attempts per minute across the portal, attempts per client address, failures for one account
 from one address (a hard limit), and failures for one account from anywhere (a pace: past the free ones each
-attempt waits longer, never a lock, so an attacker who knows a username cannot shut its holder out).
+attempt waits longer, never a lock, so an attacker who knows a username cannot shut its holder out). An
+address where the account logged in with every factor within `KNOWN_FOR` skips the pace (its hard limit
+still holds): an attacker who keeps taking each turn as it opens still cannot keep the holder out there.
 
 Each counter is reserved by one atomic increment before the secret is checked; a check before and a count
 after let 100 concurrent wrong passwords all reach the hash. Staff accounts are the `staff` realm; another
@@ -18,6 +20,8 @@ from gatehouse.ratelimit import Limit, Pace, RateLimiter, Verdict
 from gatehouse.settings import Settings
 
 STAFF = "staff"
+KNOWN_FOR = 30 * 24 * 3600
+"""Seconds an address stays known for an account after a login there with every factor."""
 
 
 class Throttled(GatehouseError):
@@ -37,6 +41,8 @@ class LoginLimits:
     """Failures for one account from one address: past it that address waits for the window's end."""
     account: Pace
     """Failures for one account from every address: past the free ones, a growing wait."""
+    known: Limit
+    """Logins with every factor per account and address: one within its window makes the address known."""
 
     @classmethod
     def of(cls, settings: Settings) -> LoginLimits:
@@ -46,7 +52,8 @@ class LoginLimits:
                    Limit("login-address", values["login.attempts_per_address"], window),
                    Limit("login-account-address", failures, window),
                    Pace("login-account", failures, float(values["login.staff_wait_seconds"]),
-                        float(values["login.staff_wait_max_seconds"]), window))
+                        float(values["login.staff_wait_max_seconds"]), window),
+                   Limit("login-known", 1, KNOWN_FOR))
 
 
 def _raise(scope: str, verdict: Verdict) -> None:
@@ -71,41 +78,53 @@ class Attempt:
     address: str
     account: str
     realm: str
+    paced: bool
+    """Whether the account's pace reserved this attempt (not at a known address)."""
 
     async def right(self) -> None:
         """The secret was right: the reservations are given back, and the wait this attempt began ends."""
         if self.account:
             await self.limiter.release(self.limits.pair, pair_key(self.realm, self.account, self.address))
-            await self.limiter.release(self.limits.account, account_key(self.realm, self.account))
+            if self.paced:
+                await self.limiter.release(self.limits.account, account_key(self.realm, self.account))
 
     async def logged_in(self) -> None:
-        """Every factor passed: this account's failures from this address and its wait are forgotten."""
+        """Every factor passed: this account's failures from this address are forgotten, and the address is known
+        to it for `KNOWN_FOR` from now. The account's wait ends only for a login it paced: a login at a known
+        address says nothing of the failures elsewhere, and ending their wait would give them fresh turns."""
         if self.account:
-            await self.limiter.clear(self.limits.pair, pair_key(self.realm, self.account, self.address))
-            await self.limiter.clear(self.limits.account, account_key(self.realm, self.account))
+            pair = pair_key(self.realm, self.account, self.address)
+            await self.limiter.clear(self.limits.pair, pair)
+            if self.paced:
+                await self.limiter.clear(self.limits.account, account_key(self.realm, self.account))
+            await self.limiter.clear(self.limits.known, pair)
+            await self.limiter.hit(self.limits.known, pair)
 
 
 async def reserve(limiter: RateLimiter, limits: LoginLimits, address: str, account: str = "",
                   realm: str = STAFF) -> Attempt:
     """Reserve this attempt for the portal, the address and, with `account`, the account from this address and
-    from anywhere; raise `Throttled` if any is over (`RateLimitUnavailable` if the counters do not answer). A
-    refusal by the account's wait gives the address's reservation back, so the holder who tries again too soon
-    is not locked out by it."""
+    (unless the address is known to it) from anywhere; raise `Throttled` if any is over (`RateLimitUnavailable`
+    if the counters do not answer). A refusal by the account's wait gives the address's reservation back, so
+    the holder who tries again too soon is not locked out by it."""
     _raise("portal", await limiter.hit(limits.portal, "all"))
     _raise("address", await limiter.hit(limits.address, address))
-    if account:
-        pair = pair_key(realm, account, address)
-        _raise("account-address", await limiter.hit(limits.pair, pair))
-        paced = await limiter.pace(limits.account, account_key(realm, account))
-        if not paced.allowed:
-            await limiter.release(limits.pair, pair)
-            raise Throttled("account", paced.retry_after)
-    return Attempt(limiter, limits, address, account, realm)
+    if not account:
+        return Attempt(limiter, limits, address, account, realm, paced=False)
+    pair = pair_key(realm, account, address)
+    _raise("account-address", await limiter.hit(limits.pair, pair))
+    if (await limiter.peek(limits.known, pair)).count:
+        return Attempt(limiter, limits, address, account, realm, paced=False)
+    paced = await limiter.pace(limits.account, account_key(realm, account))
+    if not paced.allowed:
+        await limiter.release(limits.pair, pair)
+        raise Throttled("account", paced.retry_after)
+    return Attempt(limiter, limits, address, account, realm, paced=True)
 
 
 async def unlock(limiter: RateLimiter, limits: LoginLimits, account: str, realm: str = STAFF) -> int:
     """An administrator lifts an account's limits: its wait, and its failures from every address (the number of
-    addresses that had some)."""
+    addresses that had some). Known addresses stay known."""
     cleared = await limiter.clear_prefix(limits.pair, pair_key(realm, account, ""))
     await limiter.clear(limits.account, account_key(realm, account))
     return cleared

@@ -85,17 +85,20 @@ async def test_wrong_codes_count_against_the_account_and_a_login_clears_them(tmp
             for _ in range(2):
                 assert (await submit(site, browser, "/staff/totp", code=wrong_code(mia))).status == 403
             assert (await submit(site, browser, "/staff/totp", code=mia.code())).location == "/staff"
-        async with site.client(CELL) as browser:
+        async with site.client(CLASSROOM) as browser:
             assert (await password_step(site, browser, mia)).location == "/staff/totp"
             for _ in range(3):
                 assert (await submit(site, browser, "/staff/totp", code=wrong_code(mia))).status == 403, \
                     "the earlier failures were forgotten at the login"
             locked = await submit(site, browser, "/staff/totp", code=mia.code(1))
             assert locked.status == 429 and "Too many failed attempts for this account. Try again at" in locked.body
-        async with site.client(CLASSROOM) as browser:
+        async with site.client("127.0.0.5") as browser:
             waiting = await password_step(site, browser, mia)
             assert waiting.status == 429, "elsewhere the account waits: three failures from anywhere start its pace"
             assert re.search(r"Wait (59|60) seconds, then try again", waiting.body), waiting.body
+        async with site.client(CELL) as browser:
+            assert (await password_step(site, browser, mia)).location == "/staff/totp", \
+                "where the holder logged in with both factors, the account's pace does not apply"
         assert account_row(site, mia).totp_last_step is not None
         assert len(site.records(tag="staff:login:success", actor="mia")) == 1
 
