@@ -28,6 +28,7 @@ from gateway.checks import Asked, Refusal, overrides_in
 from gateway.framing import MAX_HEAD, forwardable, head_problem, pending_head_problem
 from gateway.handoff import Handoff
 from gateway.http1 import HEAD_TIMEOUT_S, IDLE_TIMEOUT_S
+from gateway.llhttp import SecondOpinion
 from policies.hosts import HostError, is_ip_literal, split_authority
 
 log = logging.getLogger(__name__)
@@ -217,12 +218,13 @@ class Engine:
     async def serve(self, handoff: Handoff, side: Side, *, refused: str | None = None) -> None:
         """HTTP/1.1 requests on one client connection, one after another, until either end closes it."""
         client = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        opinion = SecondOpinion()
         pool = self._carrier.pool(tls=bool(handoff.host))
         malformed = self._carrier.checks.malformed
         try:
             while True:
                 try:
-                    event = await self._next_head(client, side)
+                    event = await self._next_head(client, side, opinion)
                 except h11.RemoteProtocolError as exc:
                     side.write(await malformed(handoff, exc.error_status_hint, f"malformed request: {exc}"))
                     await linger(side)
@@ -241,27 +243,40 @@ class Engine:
                     side.write(await malformed(handoff, problem[0], f"malformed request: {problem[1]}"))
                     await linger(side)
                     return
-                await self._exchange(handoff, side, client, event, pool, refused)
+                broken = await self._exchange(handoff, side, client, event, pool, refused, opinion)
+                if broken is None and client.our_state is h11.DONE and client.their_state is h11.DONE:
+                    broken = opinion.ended()  # a refused request's body, taken without being carried
+                if broken is not None:
+                    answer = await malformed(handoff, 400, f"malformed request body: {broken}")
+                    if client.our_state is h11.SEND_RESPONSE:  # not answered yet: the body was being carried
+                        side.write(answer)
+                    await linger(side)
+                    return
                 if client.our_state is not h11.DONE or client.their_state is not h11.DONE:
                     return
+                opinion.resume()
                 client.start_next_cycle()
         except h11.RemoteProtocolError as exc:  # a broken body after the answer: nothing more is read
             log.info("front: %s sent a malformed body: %s", handoff.client, exc)
         finally:
             pool.close()
 
-    async def _next_head(self, client: h11.Connection, side: Side) -> Any:
+    async def _next_head(self, client: h11.Connection, side: Side, opinion: SecondOpinion) -> Any:
         """The next event while the connection waits for a request head (a Request, or ConnectionClosed; None
         when the connection stayed idle too long). What is buffered is checked before h11 parses it, so neither
         the bounds nor the line ends depend on how the client's writes were cut (h11 bounds only heads still
-        incomplete, and takes a bare LF as a line end)."""
+        incomplete, and takes a bare LF as a line end); llhttp's `opinion` is asked before a head is returned."""
         loop = asyncio.get_running_loop()
         deadline = None
         while True:
             buffered = client.trailing_data[0]
             if (problem := pending_head_problem(buffered)) is not None:
                 raise Unframed(problem[0], f"malformed request: {problem[1]}")
+            if (second := opinion.problem(waiting=True)) is not None:
+                raise Unframed(400, f"malformed request: {second}")
             event = client.next_event()
+            if isinstance(event, h11.Request) and (second := opinion.request(event.method, event.target)):
+                raise Unframed(400, f"malformed request: {second}")
             if event is not h11.NEED_DATA:
                 return event
             if deadline is None and buffered:
@@ -273,12 +288,13 @@ class Engine:
                 if deadline is None:
                     return None  # idle: closed without a word, as a kept-alive connection may be
                 raise Unframed(408, f"no complete request head within {self.head_timeout:g} s") from None
+            opinion.feed(data)
             client.receive_data(data)
 
     async def _exchange(self, handoff: Handoff, side: Side, client: h11.Connection, request: h11.Request,
-                        pool: Pool, refused: str | None) -> None:
+                        pool: Pool, refused: str | None, opinion: SecondOpinion) -> str | None:
         """One request and its answer; whether the connection goes on is in h11's states (both DONE after a
-        clean exchange)."""
+        clean exchange). Why the body broke its framing (it was not carried to its end), or None."""
         asked, problem, authority = _asked(handoff, request)
         asked.overrides = overrides_in(request.headers)
         asked.accept_language = next((v.decode("latin-1") for k, v in request.headers if k == b"accept-language"), "")
@@ -287,15 +303,18 @@ class Engine:
         if refusal is not None:
             await reply.refuse(refusal)
             _skip_body(client)
-            return
+            return None
         if client.they_are_waiting_for_100_continue:
             side.write(client.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
 
         async def switch(upstream: Upstream, response: Any) -> None:
             await _relay(side, client, upstream, response)
 
-        await self._carrier.carry(handoff, asked, _forwarded(request, asked, authority), _body(client, side), reply,
-                                  pool, switch if asked.websocket else None)
+        broken: list[str] = []
+        await self._carrier.carry(handoff, asked, _forwarded(request, asked, authority),
+                                  _body(client, side, opinion, broken), reply, pool,
+                                  switch if asked.websocket else None)
+        return broken[0] if broken else None
 
 
 class H1Reply:
@@ -367,20 +386,30 @@ def _asked(handoff: Handoff, request: h11.Request) -> tuple[Asked, str | None, s
     return Asked(method, host, port, path, host_header, f"http://{authority}{path}", websocket), None, authority
 
 
-async def _next(conn: h11.Connection, side: Side) -> Any:
+async def _next(conn: h11.Connection, side: Side, opinion: SecondOpinion) -> Any:
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(await side.read())
+        data = await side.read()
+        opinion.feed(data)
+        conn.receive_data(data)
 
 
-async def _body(client: h11.Connection, side: Side) -> AsyncIterator[bytes]:
+async def _body(client: h11.Connection, side: Side, opinion: SecondOpinion, broken: list[str]
+                ) -> AsyncIterator[bytes]:
+    """The request body as h11 reads it; a piece goes upstream only once llhttp has found nothing wrong up to
+    it, and the end only once llhttp ends the body there too. Why the framing broke is put in `broken`."""
     while True:
         try:
-            event = await _next(client, side)
+            event = await _next(client, side, opinion)
         except h11.RemoteProtocolError as exc:
+            broken.append(str(exc))
             raise ClientGone(f"malformed body: {exc}") from None
+        problem = opinion.ended() if isinstance(event, h11.EndOfMessage) else opinion.problem()
+        if problem is not None:
+            broken.append(problem)
+            raise ClientGone(f"malformed body: {problem}")
         if isinstance(event, h11.Data):
             yield bytes(event.data)
         elif isinstance(event, h11.EndOfMessage):

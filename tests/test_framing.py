@@ -22,6 +22,7 @@ from aiohttp import web
 from gatehouse.audit.records import Tag
 from gatehouse.db.models import AuditRecord
 from gateway.framing import MAX_BODY, MAX_HEAD, forwardable, head_problem, pending_head_problem, raw_head_problem
+from gateway.llhttp import SecondOpinion
 from tests.conftest import HOSTS, Origin, platform_settings
 from tests.helpers import CELL, Platform, connect_tunnel
 
@@ -35,6 +36,8 @@ class Recording(Origin):
     """The loopback origin, also keeping the header names of every request it received."""
 
     names: list[list[str]] = field(default_factory=list)
+    complete: list[str] = field(default_factory=list)
+    """The paths of the requests whose body it read to the end."""
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -46,6 +49,7 @@ async def origin_m(test_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
         result.seen.append((request.method, host, request.path_qs))
         result.names.append([k.decode("latin-1").lower() for k, _ in request.raw_headers])
         body = await request.read()
+        result.complete.append(request.path_qs)
         return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
 
     app = web.Application()
@@ -85,6 +89,7 @@ def gate(gate_m: Platform) -> Iterator[Platform]:
     origin = gate_m.origin
     assert isinstance(origin, Recording)
     origin.names.clear()
+    origin.complete.clear()
     yield gate_m
 
 
@@ -188,6 +193,63 @@ async def test_a_head_an_origin_could_read_otherwise_is_refused_and_recorded(
     assert [p for _, _, p in gate.origin.seen] == ([] if position == "first" else ["/clean"])
     after = refusals(gate)
     assert len(after) == before + 1 and after[-1].status == status, [r.reason for r in after[before:]]
+
+
+CHUNKED = b"POST {t}/courses/up HTTP/1.1\r\nHost: lms.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+BODIES = [  # (id, the chunked body, whether it comes after the head in a write of its own)
+    ("chunk-not-followed-by-crlf", b"5\r\nhelloXX0\r\n\r\n", False),  # h11 0.14 drops the XX (CVE-2025-43859)
+    ("chunk-not-followed-by-crlf-later", b"5\r\nhelloXX0\r\n\r\n", True),
+    ("smuggled-request-in-the-two-bytes", b"1\r\naGE0\r\n\r\n", True),
+    ("chunk-size-not-hex", b"zz\r\nhello\r\n0\r\n\r\n", True),
+]
+
+
+@LOOP
+@pytest.mark.parametrize("transport", ["plain", "tunnel"])
+@pytest.mark.parametrize(("body", "later"), [b[1:] for b in BODIES], ids=[b[0] for b in BODIES])
+async def test_a_chunked_body_that_breaks_its_framing_is_refused_and_recorded(
+        gate: Platform, transport: str, body: bytes, later: bool) -> None:
+    """Answered 400 and recorded as malformed; the origin never gets a whole request (when the head went first,
+    it gets the head and part of the body, then the connection is cut)."""
+    before = len(refusals(gate))
+    reader, writer, prefix = await lms(gate, transport)
+    head = CHUNKED.replace(b"{t}", prefix)
+    writer.write(head if later else head + body)
+    if later:
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(body)
+    got = await until_closed(reader)
+    writer.close()
+    assert got.startswith(b"HTTP/1.1 400"), got[:200]
+    assert gate.origin.complete == [], gate.origin.seen  # type: ignore[attr-defined]
+    after = refusals(gate)
+    assert [r.status for r in after[before:]] == [400], [r.reason for r in after[before:]]
+
+
+@LOOP
+@pytest.mark.parametrize("transport", ["plain", "tunnel"])
+async def test_a_chunked_body_split_anywhere_is_carried(gate: Platform, transport: str) -> None:
+    reader, writer, prefix = await lms(gate, transport)
+    writer.write(CHUNKED.replace(b"{t}", prefix))
+    for piece in (b"5\r\nhel", b"lo\r", b"\n3\r\nabc", b"\r", b"\n0\r\n", b"\r\n"):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.02)
+    head, body = await answer(reader)
+    writer.write(b"GET %b/courses/next HTTP/1.1\r\nHost: lms.test\r\n\r\n" % prefix)  # the connection goes on
+    again, _ = await answer(reader)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200") and body == b"origin lms.test POST /courses/up 8", (head, body)
+    assert again.startswith(b"HTTP/1.1 200"), again
+
+
+async def lms(platform: Platform, transport: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    if transport == "tunnel":
+        reader, writer = await inspected(platform, "lms.test")
+        return reader, writer, b""
+    reader, writer, _ = await opened(platform, "plain")
+    return reader, writer, b"http://lms.test"
 
 
 @LOOP
@@ -509,3 +571,51 @@ def test_forwardable_drops_underscored_names() -> None:
 def test_the_body_bound_is_below_every_integer_an_origin_may_wrap() -> None:
     assert MAX_BODY < 2**31 and head_problem(b"POST", [(b"Content-Length", b"%d" % (2**32 + 71))]) is not None
 
+
+
+# llhttp's second opinion, without sockets ----------------------------------------------------------------------
+
+def _heads_of(data: bytes, pieces: int = 1) -> SecondOpinion:
+    opinion = SecondOpinion()
+    step = max(1, len(data) // pieces)
+    for at in range(0, len(data), step):
+        opinion.feed(data[at:at + step])
+    return opinion
+
+
+def test_pipelined_requests_split_anywhere_are_seen_alike() -> None:
+    data = (b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n")
+    for pieces in (1, 7, len(data)):
+        opinion = _heads_of(data, pieces)
+        assert opinion.request(b"GET", b"/a") is None and opinion.ended() is None
+        assert opinion.request(b"POST", b"/b") is None and opinion.ended() is None
+
+
+def test_a_chunk_not_followed_by_crlf_is_refused_when_its_request_is_read() -> None:
+    opinion = _heads_of(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n")
+    assert opinion.problem(waiting=False) is None
+    assert opinion.request(b"GET", b"/a") is None and opinion.ended() is None  # the first request is not at fault
+    assert opinion.problem(waiting=True) is not None
+
+
+def test_bytes_after_a_request_that_closes_the_connection_are_not_held_against_it() -> None:
+    opinion = _heads_of(b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+    assert opinion.request(b"GET", b"/a") is None and opinion.ended() is None
+
+
+def test_what_follows_an_upgrade_not_taken_is_read_again() -> None:
+    opinion = _heads_of(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                        b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert opinion.request(b"GET", b"/ws") is None and opinion.ended() is None
+    opinion.resume()
+    assert opinion.request(b"GET", b"/next") is None and opinion.ended() is None
+
+
+def test_two_parsers_reading_different_requests_is_a_refusal() -> None:
+    opinion = _heads_of(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert opinion.request(b"GET", b"/b") is not None
+    assert SecondOpinion().request(b"GET", b"/a") is not None  # h11 sees a request llhttp does not
+    body = _heads_of(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel")
+    assert body.request(b"POST", b"/a") is None and body.ended() is not None  # h11 ends the body early
