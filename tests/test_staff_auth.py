@@ -325,3 +325,7 @@ async def test_nothing_of_the_account_shows_before_the_second_factor(site: Platf
         enrol_page = await fetch(site, browser, "/staff/enrol")
         assert enrol_page.status == 200 and 'data-testid="secret"' in enrol_page.body
         shows_nothing(enrol_page.body, yola, "Yolanda Rivers")
+        enrolled = await submit(site, browser, "/staff/enrol", code=yola.code())
+        assert enrolled.status == 200 and len(RECOVERY.findall(enrolled.body)) == 10
+        assert "Yolanda Rivers" in enrolled.body and 'action="/staff/logout"' in enrolled.body, \
+            "the page that shows the recovery codes comes after both factors: its frame is the full session's"

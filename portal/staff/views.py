@@ -13,7 +13,7 @@ from gatehouse.db.engine import utcnow
 from gatehouse.errors import NotFound
 from gatehouse.staff import NoticeKind
 from portal import i18n
-from portal.access import STAFF_COOKIE, client_address, pending, public, staff, staff_of
+from portal.access import STAFF_COOKIE, Viewer, client_address, pending, public, staff, staff_of
 from portal.i18n import N_, _
 from portal.keys import ACTOR, KERNEL, STAFF_POLICY, VIEWER
 from portal.layout import facility_zone, render
@@ -153,8 +153,13 @@ async def enrol_submit(request: web.Request) -> web.Response:
         return await _enrol_page(request, form, 429, throttled.message(facility_zone(request)))
     except LoginUnavailable as down:
         return await _enrol_page(request, form, 503, down.message())
-    # Shown in this response only: never stored in clear, never behind a URL that could be reloaded.
+    # Shown in this response only: never stored in clear, never behind a URL that could be reloaded. Both factors
+    # have passed, so the page's frame is that of the full session (its name, its links, the way out).
     rotate_csrf(request)
+    full = await asyncio.to_thread(accounts.resolve_session, request.app[KERNEL].factory, request.app[STAFF_POLICY],
+                                   token, utcnow())
+    if full is not None:
+        request[VIEWER] = Viewer(staff=full)
     response = _render(request, "staff/recovery_codes.html", codes=codes, first_time=True)
     return _with_session(request, response, token)
 
