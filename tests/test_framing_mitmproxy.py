@@ -398,6 +398,8 @@ async def test_http2_requests_have_the_same_checks(gateway: Platform, origin: Se
     b"zz\r\nhello\r\n0\r\n\r\n",                 # not a chunk size
     b"5\r\nhelloXX0\r\n\r\n",                     # h11 0.14 drops any two bytes after a chunk (CVE-2025-43859)
     b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",   # trailers: mitmproxy raised and left the connection hanging
+    b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",  # mitmproxy waited for the 2^72 bytes
+    b"5;a=\x01\r\nhello\r\n0\r\n\r\n",             # h11 takes any bytes as a chunk extension
 ])
 async def test_a_chunked_body_that_breaks_its_framing_is_answered_and_recorded(gateway: Platform, origin: Seeing,
                                                                                where: str, body: bytes) -> None:
@@ -408,6 +410,24 @@ async def test_a_chunked_body_that_breaks_its_framing_is_answered_and_recorded(g
     writer.close()
     assert head.startswith(b"HTTP/1.1 400"), head
     assert [p for _, _, p in origin.seen] == ["/courses/warm"]
+    assert denials(gateway, since) == [MALFORMED], refused(gateway, since)
+
+
+@pytest.mark.parametrize("alpn", [None, "http/1.1"])
+async def test_a_tunnel_without_alpn_has_the_strict_framing_too(gateway: Platform, origin: Seeing,
+                                                                alpn: str | None) -> None:
+    """mitmproxy gives a TLS connection that agreed no protocol the ALPN b"", which had the plain HTTP/1 server."""
+    reader, writer = await connect_tunnel(gateway, "lms.test")
+    context = ssl.create_default_context(cafile=gateway.ca_file)
+    if alpn:
+        context.set_alpn_protocols([alpn])
+    await writer.start_tls(context, server_hostname="lms.test")
+    since = last_id(gateway)
+    head, _ = await exchange(reader, writer, b"POST /courses/a HTTP/1.1\r\nHost: lms.test\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n")  # CVE-2025-43859
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert origin.seen == []
     assert denials(gateway, since) == [MALFORMED], refused(gateway, since)
 
 

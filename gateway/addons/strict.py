@@ -11,6 +11,7 @@ does). The check asks `gatehouse_malformed` to record the refusal before the ans
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import h2.errors
@@ -30,8 +31,11 @@ from mitmproxy.proxy.layers.http._http2 import Http2Server
 
 from gateway.addons.handoff import HandoffBinder
 from gateway.checks import TEXT, RequestChecks
-from gateway.framing import HEAD_END, head_problem, pending_head_problem
+from gateway.framing import HEAD_END, MAX_BODY, head_problem, pending_head_problem
 from gateway.http1 import response_bytes
+
+_CHUNK_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters but HTAB, in a chunk's size line (its CRLF taken off)."""
 
 
 @dataclass
@@ -53,14 +57,27 @@ class GatehouseMalformedHook(commands.StartHook):  # type: ignore[no-untyped-cal
 
 class StrictChunkedReader(ChunkedReader):
     """h11 0.14 (the newest mitmproxy 11.0 takes) throws away the two bytes after each chunk whatever they are
-    (CVE-2025-43859): an origin reading them as the next chunk would see another body, so they must be CRLF."""
+    (CVE-2025-43859): an origin reading them as the next chunk would see another body, so they must be CRLF. It
+    also takes any bytes as a chunk extension and any number of hex digits as a size (an origin may wrap it, and
+    mitmproxy waited for the 2^72 bytes): control characters there, and chunks past `MAX_BODY`, are refused."""
 
     def __call__(self, buf: ReceiveBuffer) -> h11.Data | h11.EndOfMessage | None:
-        if self._bytes_to_discard > 0:
-            ahead = bytes(buf)[:self._bytes_to_discard]
+        header = not self._reading_trailer and self._bytes_in_chunk == 0
+        if self._bytes_to_discard > 0 or header:
+            data = bytes(buf)
+            ahead = data[:self._bytes_to_discard]
             if ahead != b"\r\n"[2 - self._bytes_to_discard:][:len(ahead)]:
                 raise h11.RemoteProtocolError(f"a chunk is followed by {ahead!r}, not CRLF")
-        return super().__call__(buf)
+            if header:
+                line = data[self._bytes_to_discard:]
+                end = line.find(b"\n")
+                line = line[:end + 1].removesuffix(b"\r\n") if end >= 0 else line.removesuffix(b"\r")
+                if _CHUNK_CONTROL.search(line):
+                    raise h11.RemoteProtocolError(f"a control character or bare LF in the chunk line {line[:40]!r}")
+        event = super().__call__(buf)
+        if header and self._bytes_in_chunk + (len(event.data) if isinstance(event, h11.Data) else 0) > MAX_BODY:
+            raise h11.RemoteProtocolError(f"a chunk longer than {MAX_BODY} bytes")
+        return event
 
 
 class StrictHttp1Server(Http1Server):
@@ -183,7 +200,7 @@ class StrictFraming:
         server: layer.Layer
         if client.alpn == b"h2":  # h2 frames HTTP/2; the request decider checks each head it lets through
             server = RecordedHttp2Server(chosen.context.fork())
-        elif client.alpn is None or client.alpn == b"http/1.1":
+        elif not client.alpn or client.alpn == b"http/1.1":  # b"": TLS without ALPN (mitmproxy's, not None)
             server = StrictHttp1Server(chosen.context.fork(), chosen.mode)
         else:
             return  # HTTP/3 is off (the http3 option)
