@@ -26,6 +26,7 @@ _LENGTH = re.compile(rb"0|[1-9][0-9]{0,18}")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 """Control characters but HTAB (RFC 9110 5.5: a field value is visible characters, SP, HTAB and obs-text)."""
 _RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 HEAD_END = re.compile(rb"\n\r?\n")
 """Where h11 sees a head end: the raw checks look at exactly the bytes it will parse."""
 
@@ -64,7 +65,13 @@ def has_control(value: bytes) -> bool:
 def raw_head_problem(data: bytes | bytearray) -> tuple[int, str] | None:
     """Why the raw bytes of one request head (up to and including its blank line, or all of it that has come)
     must be refused, as a status and a message; None when h11 may parse them. h11 takes a bare LF as a line end
-    and folded lines (obs-fold) as one value, which an origin may split elsewhere (RFC 9112 2.2, 5.2)."""
+    and folded lines (obs-fold) as one value, which an origin may split elsewhere (RFC 9112 2.2, 5.2); h11 and
+    mitmproxy take a request line with two spaces in a row, and any HTTP/x.y version."""
+    start = 0
+    while data.startswith(b"\r\n", start):  # empty lines before a request (RFC 9112 2.2)
+        start += 2
+    if (end := data.find(b"\r\n", start)) >= 0 and (problem := request_line_problem(data[start:end])) is not None:
+        return problem
     if len(data) > MAX_HEAD:
         return 431, f"a request head longer than {MAX_HEAD} bytes"
     if data.count(b"\n") > MAX_HEADERS + 2:  # the request line, the fields and the blank line
@@ -78,6 +85,19 @@ def raw_head_problem(data: bytes | bytearray) -> tuple[int, str] | None:
         return 400, "a header value folded over several lines (obs-fold, RFC 9112 5.2)"
     if _RAW_CONTROL.search(data):
         return 400, "a control character in the request head"
+    return None
+
+
+def request_line_problem(line: bytes | bytearray) -> tuple[int, str] | None:
+    """Why a request line must be refused: not a method, a target and HTTP/1.1 or HTTP/1.0, one space between each
+    (RFC 9112 3; an HTTP/0.9 line has no version, and an HTTP/2 request has no request line)."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or not all(parts):
+        return 400, "the request line is not a method, a target and a version with one space between each"
+    if parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if _VERSION.fullmatch(parts[2]):
+            return 505, f"{parts[2].decode()} over an HTTP/1 connection: only HTTP/1.1 and HTTP/1.0 are spoken"
+        return 400, f"the request line ends with {parts[2][:20].decode('latin-1')!r}, not an HTTP version"
     return None
 
 

@@ -289,9 +289,9 @@ class Front:
             await self._connect(identity, head, reader, writer)
         elif head.target.lower().startswith("http://"):
             await self._plain(identity, head, reader, writer)
-        else:
-            writer.write(response_bytes(400, b"gateway: this is a proxy; send absolute-form requests or CONNECT\n",
-                                        TEXT))
+        else:  # refused as malformed, and recorded: a proxy is sent absolute-form requests and CONNECT
+            writer.write(await record_malformed(self._audit, address, 400, "this is a proxy; send absolute-form "
+                                                f"requests or CONNECT, not {head.target[:80]!r}"))
 
     async def _connect(self, identity: Identity, head: Head, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:

@@ -21,7 +21,15 @@ from aiohttp import web
 
 from gatehouse.audit.records import Tag
 from gatehouse.db.models import AuditRecord
-from gateway.framing import MAX_BODY, MAX_HEAD, forwardable, head_problem, pending_head_problem, raw_head_problem
+from gateway.framing import (
+    MAX_BODY,
+    MAX_HEAD,
+    forwardable,
+    head_problem,
+    pending_head_problem,
+    raw_head_problem,
+    request_line_problem,
+)
 from gateway.llhttp import SecondOpinion
 from tests.conftest import HOSTS, Origin, platform_settings
 from tests.helpers import CELL, Platform, connect_tunnel
@@ -551,6 +559,23 @@ def test_head_problem(method: bytes, headers: list[tuple[bytes, bytes]], status:
 def test_raw_head_problem(data: bytes, status: int | None) -> None:
     problem = raw_head_problem(data)
     assert (problem[0] if problem else None) == status, problem
+
+
+@pytest.mark.parametrize(("line", "status"), [
+    (b"GET / HTTP/1.1", None),
+    (b"GET http://a/ HTTP/1.0", None),
+    (b"OPTIONS * HTTP/1.1", None),
+    (b"GET  / HTTP/1.1", 400),
+    (b"GET / HTTP/1.1 ", 400),
+    (b"GET /", 400),  # HTTP/0.9
+    (b"GET / HTTP/2.0", 505),
+    (b"GET / HTTP/9.x", 400),
+    (b"GET / http/1.1", 400),
+])
+def test_request_line_problem(line: bytes, status: int | None) -> None:
+    problem = request_line_problem(line)
+    assert (problem[0] if problem else None) == status, problem
+    assert raw_head_problem(b"\r\n" + line + b"\r\nHost: a\r\n\r\n") == problem
 
 
 @pytest.mark.parametrize(("buffered", "status"), [
