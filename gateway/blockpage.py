@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel import Locale, UnknownLocaleError
-from babel.core import get_global
 from babel.dates import format_date, format_time
 
-from gatehouse.settings import LANGUAGES
+from gatehouse.languages import negotiate as negotiate
+from gatehouse.languages import regional as regional
 from policies.decision import Decision, ReasonCode
 from policies.snapshot import Snapshot
 
@@ -336,18 +334,6 @@ def page_for(decision: Decision, url: str, portal_url: str, language: str, polic
                      decision.opens_at, via, policy.timezone)
 
 
-@cache
-def regional(language: str, zone: ZoneInfo | None) -> Locale:
-    """The language as it is written in the facility's country, found from its time zone (CLDR), as the portal
-    writes it: English in Europe/Brussels is en_BE ("Monday, 30 November 2026, 08:30"); a language without a
-    form for that country keeps its own, except English, which falls back to en_GB."""
-    territory = get_global("zone_territories").get(zone.key) if zone is not None else None
-    if territory:
-        try:
-            return Locale.parse(f"{language}_{territory}")
-        except (UnknownLocaleError, ValueError):
-            pass
-    return Locale.parse("en_GB" if language == "en" else language)
 
 
 _described: tuple[Snapshot | None, dict[str, str]] = (None, {})
@@ -362,25 +348,6 @@ def rule_description(policy: Snapshot, rule_id: str) -> str:
         _described = (policy, {rule.id: rule.description for rule in policy.rules if rule.description})
     return _described[1].get(rule_id, "")
 
-
-def negotiate(accept_language: str, default: str) -> str:
-    """The first supported language in an Accept-Language header, by q-value (RFC 9110 12.5.4); as the portal
-    chooses, so a browser gets its block pages and its login page in the same language."""
-    choices: list[tuple[float, int, str]] = []
-    for index, part in enumerate(accept_language.split(",")):
-        tag, _sep, params = part.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _eq, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            choices.append((-quality, index, primary))
-    return min(choices)[2] if choices else default
 
 
 def language_for(live: str | None, accept_language: str, default: str, handed: str = "") -> str:

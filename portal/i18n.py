@@ -16,8 +16,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
-from babel.core import get_global
+from babel import Locale
 from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_time as babel_time
@@ -26,6 +25,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from gatehouse.languages import negotiate as negotiate
+from gatehouse.languages import regional as regional
 from gatehouse.settings import LANGUAGES
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -72,37 +73,7 @@ def N_(message: str) -> str:
     return message
 
 
-def negotiate(accept_language: str, default: str) -> str:
-    """The first supported language in an Accept-Language header, by q-value (RFC 9110 12.5.4)."""
-    choices: list[tuple[float, int, str]] = []
-    for index, part in enumerate(accept_language.split(",")):
-        tag, _sep, params = part.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _eq, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            choices.append((-quality, index, primary))
-    return min(choices)[2] if choices else default
 
-
-@cache
-def regional(language: str, zone: ZoneInfo | None) -> Locale:
-    """The language as it is written in the facility's country, found from its time zone (CLDR): English in
-    Europe/Brussels is en_BE (2 December, 15:47), not en_US. A language without a form for that country keeps its
-    own, except English, which falls back to en_GB: day before month, a 24-hour clock."""
-    territory = get_global("zone_territories").get(zone.key) if zone is not None else None
-    if territory:
-        try:
-            return Locale.parse(f"{language}_{territory}")
-        except (UnknownLocaleError, ValueError):
-            pass
-    return Locale.parse("en_GB" if language == "en" else language)
 
 
 def _locale(zone: ZoneInfo | None) -> Locale:
