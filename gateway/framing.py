@@ -40,13 +40,20 @@ def head_problem(method: bytes, headers: Sequence[tuple[bytes, bytes]]) -> tuple
     if len(headers) > MAX_HEADERS:
         return 431, f"{len(headers)} header fields, more than the {MAX_HEADERS} accepted"
     lengths: set[bytes] = set()
+    codings: list[bytes] = []
     for name, value in headers:
         if not _NAME.fullmatch(name):
             return 400, f"the header name {name[:40].decode('latin-1')!r} is not a token"
         if has_control(value):
             return 400, f"a control character in the value of {name.decode('latin-1')}"
-        if name.lower() == b"content-length":
+        lowered = name.lower()
+        if lowered == b"content-length":
             lengths.update(part.strip(b" \t") for part in value.split(b","))
+        elif lowered == b"transfer-encoding":
+            codings += [part for part in (p.strip(b" \t").lower() for p in value.split(b",")) if part]
+    if codings and codings != [b"chunked"]:  # h11 refuses these too; mitmproxy carried `gzip, chunked` on
+        return 501, (f"Transfer-Encoding {b', '.join(codings)[:60].decode('latin-1')!r}: only chunked is carried "
+                     "(RFC 9112 6.1)")
     if lengths:
         if len(lengths) > 1:
             return 400, "several differing Content-Length values"

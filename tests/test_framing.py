@@ -538,6 +538,11 @@ async def test_an_idle_http2_connection_is_closed(quick: Platform, sent: bytes) 
     (b"GET /", [], 400),
     (b"GET", [(b"X-H%d" % i, b"v") for i in range(101)], 431),
     (b"GET", [(b"X A", b"v")], 400),
+    (b"POST", [(b"Transfer-Encoding", b"Chunked")], None),
+    (b"POST", [(b"Transfer-Encoding", b"chunked,")], None),
+    (b"POST", [(b"Transfer-Encoding", b"gzip, chunked")], 501),
+    (b"POST", [(b"Transfer-Encoding", b"chunked"), (b"Transfer-Encoding", b"chunked")], 501),
+    (b"POST", [(b"Transfer-Encoding", b"identity")], 501),
 ])
 def test_head_problem(method: bytes, headers: list[tuple[bytes, bytes]], status: int | None) -> None:
     problem = head_problem(method, headers)
