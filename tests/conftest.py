@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,21 +110,32 @@ async def origin(test_ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Origin]:
         body = await request.read()
         return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
 
+    async with serve_origin(result, handler, test_ca, tmp_path):
+        yield result
+
+
+@contextlib.asynccontextmanager
+async def serve_origin(result: Origin, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                       ca: trustme.CA, folder: Path) -> AsyncIterator[Origin]:
+    """`handler` answering every path on loopback over HTTP and HTTPS (a certificate of `ca` for every test host);
+    the ports and the CA file go into `result`."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert(*HOSTS).configure_cert(context)
+    ca.issue_cert(*HOSTS).configure_cert(context)
     plain, tls = web.TCPSite(runner, "127.0.0.1", 0), web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await plain.start()
     await tls.start()
     result.http_port = plain._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     result.https_port = tls._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    result.ca_file = tmp_path / "origin-ca.pem"
-    test_ca.cert_pem.write_to_path(str(result.ca_file))
-    yield result
-    await runner.cleanup()
+    result.ca_file = folder / "origin-ca.pem"
+    ca.cert_pem.write_to_path(str(result.ca_file))
+    try:
+        yield result
+    finally:
+        await runner.cleanup()
 
 
 POLICY = """\

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -224,3 +225,24 @@ async def start_redis(port: int) -> asyncio.subprocess.Process:
         await probe.aclose()
     proc.kill()
     raise AssertionError("redis-server did not start")
+
+
+CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES"),
+                                    reason="Chromium is not installed")
+"""Browser tests are skipped where Chromium is missing, except where the services are required (CI)."""
+QUIET_CHROMIUM = ("--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
+
+
+@contextlib.asynccontextmanager
+async def launched_chromium(*args: str) -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, without its own background services, with `args` added."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*QUIET_CHROMIUM, *args])
+        try:
+            yield browser
+        finally:
+            await browser.close()

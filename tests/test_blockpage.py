@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import re
-import shutil
 import string
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -36,7 +34,19 @@ from policies.decision import Decision, Reason, ReasonCode, Verdict
 from policies.rules import parse_policy
 from policies.snapshot import Snapshot
 from tests.conftest import Origin, platform_settings
-from tests.helpers import CELL, INMATE, OTHER_INMATE, OTHER_PIN, PIN, STRANGER, Platform, connect_tunnel, csrf_from
+from tests.helpers import (
+    CELL,
+    INMATE,
+    NEEDS_CHROMIUM,
+    OTHER_INMATE,
+    OTHER_PIN,
+    PIN,
+    STRANGER,
+    Platform,
+    connect_tunnel,
+    csrf_from,
+    launched_chromium,
+)
 
 TRANSLATED = [language for language in LANGUAGES if language != "en"]
 DESCRIBED = """\
@@ -288,25 +298,13 @@ async def test_a_language_chosen_in_the_portal_reaches_the_next_block_page_on_an
 
 # A real browser: "Open the portal" on a block page keeps the inmate logged in; a form from elsewhere does not pass.
 
-CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_TESTS = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES"),
-                                    reason="Chromium is not installed")
-
-
-@CHROMIUM_TESTS
+@NEEDS_CHROMIUM
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 async def test_open_the_portal_from_a_block_page_lands_at_home_logged_in_and_a_cross_site_post_is_refused(
         platform: Platform) -> None:
-    from playwright.async_api import async_playwright
+    from tests.test_browser import kiosk_args
 
-    from tests.test_browser import spki
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=[f"--proxy-server=http://{platform.proxy}", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", f"--ignore-certificate-errors-spki-list={spki(platform.ca_file)}"])
+    async with launched_chromium(*kiosk_args(platform)) as browser:
         context = await browser.new_context(locale="en-GB")
         page = await context.new_page()
         try:
@@ -338,7 +336,6 @@ async def test_open_the_portal_from_a_block_page_lands_at_home_logged_in_and_a_c
             assert platform.records(tag="portal:logout") == []
         finally:
             await context.close()
-            await browser.close()
 
 
 async def test_the_inmate_session_cookie_comes_along_on_navigation_and_the_csrf_cookie_stays_strict(

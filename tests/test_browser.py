@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,14 +12,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import Origin
-from tests.helpers import INMATE, PIN, Platform
+from tests.helpers import INMATE, NEEDS_CHROMIUM, PIN, Platform, launched_chromium
 
-CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES"),
-                       reason="Chromium is not installed"),
+    NEEDS_CHROMIUM,
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
 ]
+
+
+def kiosk_args(platform: Platform) -> tuple[str, ...]:
+    """A terminal's browser: the gateway as its proxy, the facility CA's key trusted."""
+    return (f"--proxy-server=http://{platform.proxy}", "--disable-quic",
+            f"--ignore-certificate-errors-spki-list={spki(platform.ca_file)}")
 
 
 def spki(cert_file: str) -> str:
@@ -32,21 +34,12 @@ def spki(cert_file: str) -> str:
 
 @pytest.fixture
 async def page(platform: Platform, tmp_path: Path) -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            # The proxy as a kiosk sets it: loopback (the portal here) stays direct, as Chromium does by default.
-            executable_path=CHROMIUM, headless=True,
-            args=[f"--proxy-server=http://{platform.proxy}", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  f"--ignore-certificate-errors-spki-list={spki(platform.ca_file)}"])
+    # The proxy as a kiosk sets it: loopback (the portal here) stays direct, as Chromium does by default.
+    async with launched_chromium(*kiosk_args(platform)) as browser:
         context = await browser.new_context(locale="en-GB")
         page = await context.new_page()
         yield page
         await context.close()
-        await browser.close()
 
 
 async def test_inmate_logs_in_and_browses_through_the_gateway(page, platform: Platform, origin: Origin,

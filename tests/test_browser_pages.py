@@ -17,11 +17,11 @@ from gatehouse.cli.serve import running
 from gatehouse.db.engine import utcnow
 from policies.windows import DAYS
 from tests.conftest import Origin
-from tests.helpers import Platform, populate
-from tests.test_browser_portal import CHROMIUM, TOUCH_PX, as_staff, inmate_login, new_inmate, opened
+from tests.helpers import NEEDS_CHROMIUM, Platform, launched_chromium, populate
+from tests.test_browser_portal import TOUCH_PX, as_staff, inmate_login, new_inmate, opened
 
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed"),
+    NEEDS_CHROMIUM,
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
@@ -79,15 +79,8 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
+    async with launched_chromium() as chromium:
         yield chromium
-        await chromium.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

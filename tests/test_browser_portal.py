@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import axe_playwright_python
 import pyotp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gatehouse.cli.ops import initialise
 from gatehouse.cli.serve import running
@@ -35,12 +33,10 @@ from gatehouse.staff import add_staff
 from portal import i18n
 from portal.layout import STAFF_LINKS
 from tests.conftest import Origin
-from tests.helpers import INMATE, PIN, STRANGER, Platform, populate
+from tests.helpers import INMATE, NEEDS_CHROMIUM, PIN, STRANGER, Platform, launched_chromium, populate
 
-CHROMIUM = os.environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GATEHOUSE_TEST_REQUIRE_SERVICES"),
-                       reason="Chromium is not installed"),
+    NEEDS_CHROMIUM,
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
@@ -78,13 +74,8 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
+    async with launched_chromium() as chromium:
         yield chromium
-        await chromium.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

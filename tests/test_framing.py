@@ -31,7 +31,7 @@ from gateway.framing import (
     request_line_problem,
 )
 from gateway.llhttp import SecondOpinion
-from tests.conftest import HOSTS, Origin, platform_settings
+from tests.conftest import Origin, platform_settings, serve_origin
 from tests.helpers import CELL, Platform, connect_tunnel
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -60,21 +60,8 @@ async def origin_m(test_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
         result.complete.append(request.path_qs)
         return web.Response(text=f"origin {host} {request.method} {request.path_qs} {len(body)}")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    test_ca.issue_cert(*HOSTS).configure_cert(context)
-    plain, tls = web.TCPSite(runner, "127.0.0.1", 0), web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await plain.start()
-    await tls.start()
-    result.http_port = plain._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    result.https_port = tls._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    result.ca_file = tmp_path_factory.mktemp("origin") / "origin-ca.pem"
-    test_ca.cert_pem.write_to_path(str(result.ca_file))
-    yield result
-    await runner.cleanup()
+    async with serve_origin(result, handler, test_ca, tmp_path_factory.mktemp("origin")):
+        yield result
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
