@@ -224,9 +224,15 @@ def test_folder_symlink_is_refused(tmp_path: Path) -> None:
 
 
 def test_zip_too_large_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gatehouse.learning.package.MAX_TOTAL_BYTES", 1000)
+    monkeypatch.setattr("gatehouse.learning.archive.MAX_TOTAL_BYTES", 1000)
     errors = errors_of(zipped(tmp_path / "big.zip", {**GOOD, "media/big.bin": b"\0" * 2000}))
     assert len(errors) == 1 and "unpacks to" in errors[0]
+
+
+def test_folder_too_large_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gatehouse.learning.archive.MAX_TOTAL_BYTES", 1000)
+    errors = errors_of(build(tmp_path / "big", {**GOOD, "media/big.bin": b"\0" * 2000}))
+    assert len(errors) == 1 and errors[0].startswith("big:0: more than")
 
 
 def media(path: str) -> str:

@@ -28,11 +28,8 @@ and returns a Course only when there are none; `write_package` writes a Course b
 from __future__ import annotations
 
 import difflib
-import os
 import posixpath
 import re
-import stat
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +37,12 @@ from typing import Any
 import yaml
 
 from gatehouse.errors import InvalidInput
-from gatehouse.learning import lessons
+from gatehouse.learning import archive, lessons
 
 LANGUAGES = ("en", "nl", "fr", "de")
 COMPLETIONS = ("all-lessons-and-quiz", "all-lessons", "final-quiz")
 QUESTION_TYPES = ("single", "multiple", "truefalse", "numeric", "text")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-MAX_TOTAL_BYTES = 512 * 1024 * 1024
-"""A zip that unpacks to more than this is refused before anything is read (a zip bomb, or the wrong file)."""
-MAX_MEMBERS = 10_000
 COURSE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 COURSE_KEYS = ("id", "title", "language", "level", "category", "duration_minutes", "completion", "sites",
                "translations", "modules")
@@ -139,59 +133,6 @@ class Course:
     sites: tuple[Site, ...] = ()
     translations: tuple[str, ...] = ()
     media: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
-
-
-# -- reading files ------------------------------------------------------------------------------------------
-
-def _read_folder(folder: Path, errors: list[str]) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for root, dirs, names in os.walk(folder):
-        for name in sorted(dirs + names):
-            full = Path(root) / name
-            rel = full.relative_to(folder).as_posix()
-            if full.is_symlink():
-                errors.append(f"{rel}:0: a symbolic link; put the file itself in the package")
-                if name in dirs:
-                    dirs.remove(name)
-            elif full.is_file():
-                files[rel] = full.read_bytes()
-    return files
-
-
-def _read_zip(path: Path, errors: list[str]) -> dict[str, bytes]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        errors.append(f"{path.name}:0: not a zip file ({exc})")
-        return {}
-    with archive:
-        members = archive.infolist()
-        if len(members) > MAX_MEMBERS:
-            errors.append(f"{path.name}:0: {len(members)} files; a package holds at most {MAX_MEMBERS}")
-            return {}
-        total = sum(m.file_size for m in members)
-        if total > MAX_TOTAL_BYTES:
-            errors.append(f"{path.name}:0: unpacks to {total} bytes; a package is at most {MAX_TOTAL_BYTES}")
-            return {}
-        bad = False
-        for member in members:
-            name = member.filename
-            parts = name.replace("\\", "/").split("/")
-            if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-                errors.append(f"{name}:0: a path outside the package; zip the course folder's contents only")
-                bad = True
-            elif stat.S_ISLNK(member.external_attr >> 16):
-                errors.append(f"{name}:0: a symbolic link; put the file itself in the package")
-                bad = True
-        if bad:
-            return {}
-        files = {m.filename: archive.read(m) for m in members if not m.is_dir()}
-    if "course.yaml" not in files:  # a zip of the folder itself rather than of its contents
-        tops = {name.split("/", 1)[0] for name in files}
-        if len(tops) == 1 and f"{next(iter(tops))}/course.yaml" in files:
-            prefix = next(iter(tops)) + "/"
-            files = {name.removeprefix(prefix): data for name, data in files.items()}
-    return files
 
 
 # -- YAML with lines ----------------------------------------------------------------------------------------
@@ -539,12 +480,9 @@ def load_package(path: Path | str) -> Course:
     """The course in a folder or .zip; raises PackageError naming every problem, FILE:LINE each."""
     path = Path(path)
     errors: list[str] = []
-    if path.is_dir():
-        files = _read_folder(path, errors)
-    elif path.is_file():
-        files = _read_zip(path, errors)
-    else:
+    if not path.exists():
         raise PackageError([f"{path.name}:0: no such folder or zip file"])
+    files = archive.read_files(path, errors)
     course = None if errors else _course(_Checker(errors), files)
     if errors or course is None:
         raise PackageError(errors or ["course.yaml:0: the package could not be read"])
