@@ -121,7 +121,8 @@ class RequestChecks:
                 return _refused(handoff), handoff.inmate
             if session.token != handoff.session:
                 return deny(ReasonCode.NO_SESSION, "the session this connection was opened for has ended"), ""
-        if asked.host_header is not None and (problem := _host_mismatch(asked, bool(handoff.host))) is not None:
+        if asked.host_header is not None and (
+                problem := _host_mismatch(asked.host_header, asked, bool(handoff.host))) is not None:
             return deny(ReasonCode.BAD_HOST, problem), session.inmate_number
         facts = RequestFacts(asked.method, asked.host, asked.port, asked.path, websocket=asked.websocket)
         now = self._clock()
@@ -205,14 +206,13 @@ async def record_malformed(audit: AuditSink, client: str, status: int, detail: s
     return response_bytes(status, f"gateway: {detail}\n".encode(), TEXT)
 
 
-def _host_mismatch(asked: Asked, tunnel: bool) -> str | None:
+def _host_mismatch(host_header: str, asked: Asked, tunnel: bool) -> str | None:
     """Why the Host header (or `:authority`) does not name where the request goes, or None. An origin behind one
     address serving several names or ports would otherwise answer for a host or port nobody decided on; a Host
     without a port names the scheme's default (RFC 9110 section 7.2): 443 in a tunnel, 80 for plain HTTP."""
-    assert asked.host_header is not None
     default = 443 if tunnel else 80
     try:
-        named, port = split_authority(asked.host_header, default)
+        named, port = split_authority(host_header, default)
         target = canonical_host(asked.host)
     except HostError as exc:
         return str(exc)

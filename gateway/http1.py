@@ -8,8 +8,7 @@ from http import HTTPStatus
 
 import h11
 
-from gateway.framing import MAX_HEAD as MAX_HEAD  # where the bound was first kept
-from gateway.framing import head_problem, pending_head_problem
+from gateway.framing import MAX_HEAD, head_problem, pending_head_problem
 
 HEAD_TIMEOUT_S = 30.0
 """How long a request head may take to arrive once its first byte has."""

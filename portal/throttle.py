@@ -17,12 +17,8 @@ from portal import i18n
 from portal.i18n import _, ngettext
 
 
-class Throttled(Exception):
-    """Too many attempts; `scope` as in `gatehouse.logins.Throttled`; `retry_after` in seconds."""
-
-    def __init__(self, scope: str, retry_after: float) -> None:
-        super().__init__(f"too many login attempts ({scope}); retry in {retry_after:.0f} s")
-        self.scope, self.retry_after = scope, retry_after
+class Throttled(logins.Throttled):
+    """Too many attempts (see `gatehouse.logins.Throttled`), said to the person in their language."""
 
     @property
     def retry_at(self) -> datetime:
