@@ -111,8 +111,17 @@ class GrantChanged:
     added: bool
 
 
+@dataclass(frozen=True, slots=True)
+class EnrolmentChanged:
+    """An inmate's enrolment in a course opened or closed: the sites rules scope to `courses: [course]` follow."""
+
+    inmate: str
+    course: str
+    enrolled: bool
+
+
 ControlEvent = (SessionStarted | SessionEnded | LanguageChanged | PolicyChanged | InmateSuspended | InmateResumed
-                | TerminalDisabled | Lockdown | LockdownLifted | GrantChanged)
+                | TerminalDisabled | Lockdown | LockdownLifted | GrantChanged | EnrolmentChanged)
 Handler = Callable[[ControlEvent], Awaitable[None]]
 HealthHandler = Callable[[bool], Awaitable[None]]
 """Called with False when a bus stops hearing events and with True once it hears them again."""

@@ -320,3 +320,6 @@ __all__ = [
     "InmateSession", "InmateStatus", "Lockdown", "PolicyRule", "RecoveryCode", "StaffAccount", "StaffAccountRole",
     "StaffNotice", "StaffRole", "StaffSession", "Terminal", "TerminalKind", "Unit",
 ]
+
+# Every domain's tables join the one metadata that migrations and their check compare against.
+from gatehouse.learning import models as _learning_models  # noqa: E402,F401
