@@ -26,11 +26,11 @@ REDIS_ENV = "GATEHOUSE_TEST_REDIS_URL"
 
 def missing_services(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
     """What a test would skip for locally: CI (GATEHOUSE_TEST_REQUIRE_SERVICES=1) refuses to start instead, so a
-    run without Chromium, curl, Redis or PostgreSQL cannot pass by skipping their tests."""
+    run without Chromium, curl, Redis, PostgreSQL, pdftotext or espeak-ng cannot pass by skipping their tests."""
     missing = [f"{name} is not set" for name in (POSTGRES_ENV, REDIS_ENV) if not environ.get(name)]
     if not (environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")):
         missing.append("Chromium is not installed (or name it in GATEHOUSE_TEST_CHROMIUM)")
-    missing += [f"{tool} is not installed" for tool in ("curl", "redis-server") if shutil.which(tool) is None]
+    missing += [f"{tool} is not installed" for tool in ("curl", "redis-server", "pdftotext", "espeak-ng") if shutil.which(tool) is None]
     return missing
 
 

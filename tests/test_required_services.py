@@ -25,7 +25,7 @@ def test_a_missing_browser_or_redis_fails_the_run_when_services_are_required(tmp
                          "GATEHOUSE_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"})
     assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage error: nothing ran
     for what in ("GATEHOUSE_TEST_REDIS_URL is not set", "Chromium is not installed", "curl is not installed",
-                 "redis-server is not installed"):
+                 "redis-server is not installed", "pdftotext is not installed", "espeak-ng is not installed"):
         assert what in result.stderr, (what, result.stderr)
     assert "GATEHOUSE_TEST_POSTGRES_URL" not in result.stderr
 
