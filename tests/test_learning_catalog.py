@@ -4,8 +4,9 @@ the command line as an education officer runs it."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,14 +14,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatehouse import staff
+from gatehouse.cli import main
+from gatehouse.cli.ops import initialise
 from gatehouse.db.engine import make_engine, session_factory, upgrade, utcnow
+from gatehouse.db.models import AuditRecord
 from gatehouse.errors import Conflict, NotFound
+from gatehouse.kernel import Kernel
 from gatehouse.learning import catalog
 from gatehouse.learning.models import Course, CourseMedia, CourseVersion
 from gatehouse.learning.package import PackageError, load_package
+from gatehouse.settings import load_settings
+from tests.helpers import populate
 from tests.test_course_package import GOOD, build
 
 NOW = utcnow()
+PASSWORD = "a long and private passphrase"
 
 
 @pytest.fixture
@@ -141,3 +150,120 @@ def test_export_round_trip_equals_the_source(factory: sessionmaker[Session], tmp
         == sorted(GOOD)
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         assert sorted(archive.namelist()) == sorted(GOOD)
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def learning_data_dir(path: Path) -> Path:
+    """A data dir with the test inmates, an education account `teacher` and a security account `guard`."""
+    settings = initialise(path, {"portal.port": 0, "proxy.port": 0}, quiet=True)
+    populate(settings)
+    kernel = Kernel.open(settings)
+    try:
+        with kernel.factory.begin() as session:
+            staff.add_staff(session, username="teacher", roles=["education"], password=PASSWORD, now=NOW)
+            staff.add_staff(session, username="guard", roles=["security"], password=PASSWORD, now=NOW)
+    finally:
+        kernel.engine.dispose()
+    return path
+
+
+def in_process(data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """`gatehouse ...` in this process, quicker than a new interpreter: (exit code, stdout, stderr)."""
+    for name in [n for n in os.environ if n.startswith("GATEHOUSE_")]:
+        monkeypatch.delenv(name)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main([*argv, "--data-dir", str(data_dir)])
+        except SystemExit as exc:  # argparse refuses before any handler runs
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+@pytest.fixture(scope="module")
+def cli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return learning_data_dir(tmp_path_factory.mktemp("courses-cli") / "data")
+
+
+@pytest.fixture
+def cli(cli_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    return in_process(cli_dir, capsys, monkeypatch)
+
+
+def audit_tags(data_dir: Path) -> list[tuple[str, str, str]]:
+    kernel = Kernel.open(load_settings(data_dir))
+    try:
+        with kernel.factory() as session:
+            return [(r.tag, r.actor, r.reason) for r in session.scalars(select(AuditRecord).order_by(AuditRecord.id))
+                    if r.tag.startswith("learning:")]
+    finally:
+        kernel.engine.dispose()
+
+
+def test_cli_import_list_export_publish(cli: Run, cli_dir: Path, tmp_path: Path) -> None:
+    source = build(tmp_path / "pkg", GOOD)
+    assert cli("course", "list") == (0, "no courses; `gatehouse course import PATH --by USER` adds one\n", "")
+    code, out, err = cli("course", "import", str(source), "--by", "teacher")
+    assert (code, err) == (0, "")
+    assert out == "course job-letters version 1 (published): 3 lessons, 1 quizzes, 3 media files\n"
+    code, out, _ = cli("course", "import", str(source), "--by", "teacher", "--draft")
+    assert code == 0 and "version 2 (draft)" in out
+    code, out, _ = cli("course", "list")
+    assert code == 0 and out.splitlines() == [
+        "ID           VERSION  STATUS     LANG  TITLE",
+        "job-letters  1        published  en    Writing a job letter",
+        "job-letters  2        draft      en    Writing a job letter"]
+    assert cli("course", "export", "job-letters", "--out", str(tmp_path / "out"), "--by", "teacher")[:2] == \
+        (0, f"course job-letters version 1 written to {tmp_path / 'out'}\n")
+    assert load_package(tmp_path / "out") == load_package(source)
+    code, _, err = cli("course", "export", "job-letters", "--out", str(tmp_path / "out"), "--by", "teacher")
+    assert code == 2 and "not an empty folder" in err
+    assert cli("course", "publish", "job-letters", "--version", "2", "--by", "teacher")[0] == 0
+    assert "job-letters  2        published" in cli("course", "list")[1]
+    code, _, _ = cli("course", "export", "job-letters", "--out", str(tmp_path / "v2.zip"), "--by", "teacher")
+    assert code == 0 and load_package(tmp_path / "v2.zip") == load_package(source)
+    tags = audit_tags(cli_dir)
+    assert [t[:2] for t in tags[-5:]] == [("learning:course:imported", "teacher"),
+                                          ("learning:course:imported", "teacher"),
+                                          ("learning:course:exported", "teacher"),
+                                          ("learning:course:published", "teacher"),
+                                          ("learning:course:exported", "teacher")]
+    assert "version 2 (draft)" in tags[-4][2] and "from pkg" in tags[-4][2]
+
+
+def test_cli_broken_package_names_every_problem_and_imports_nothing(cli: Run, cli_dir: Path, tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["course.yaml"] = str(GOOD["course.yaml"]).replace("id: job-letters", "id: broken-course") \
+        .replace("duration_minutes: 90", "duration_minutes: ninety")
+    files["quizzes/letter.yaml"] = str(GOOD["quizzes/letter.yaml"]).replace("answer: a\n", "answer: z\n")
+    del files["media/tone.mp3"]
+    before = audit_tags(cli_dir)
+    code, out, err = cli("course", "import", str(build(tmp_path / "pkg", files)), "--by", "teacher")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "course.yaml:6: duration_minutes must be a whole number, not 'ninety'",
+        "lessons/tone.md:3: 'media/tone.mp3' is not in the package; add it under media/",
+        "lessons/tone.nl.md:3: 'media/tone.mp3' is not in the package; add it under media/",
+        "quizzes/letter.yaml:6: answer 'z' is not an option (a, b)",
+        f"gatehouse: 4 problems in {tmp_path / 'pkg'}; nothing was imported"]
+    assert "broken-course" not in cli("course", "list")[1]
+    assert audit_tags(cli_dir) == before
+
+
+@pytest.mark.parametrize(("by", "message"), [
+    ("guard", "the staff account 'guard' does not have the education role"),
+    ("nobody", "no staff account 'nobody'"),
+])
+def test_cli_acts_only_as_an_education_account(cli: Run, tmp_path: Path, by: str, message: str) -> None:
+    files = {**GOOD, "course.yaml": str(GOOD["course.yaml"]).replace("id: job-letters", "id: refused-course")}
+    code, out, err = cli("course", "import", str(build(tmp_path / "pkg", files)), "--by", by)
+    assert (code, out, err) == (2, "", f"gatehouse: {message}\n")
+    assert "refused-course" not in cli("course", "list")[1]
+    code, _, err = cli("course", "import", str(tmp_path / "pkg"))
+    assert code == 2 and "the following arguments are required: --by" in err

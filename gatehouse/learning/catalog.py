@@ -24,8 +24,8 @@ from gatehouse.errors import Conflict, NotFound
 from gatehouse.learning import content, lessons, package
 from gatehouse.learning.models import Course, CourseMedia, CourseVersion, VersionStatus
 
-__all__ = ["catalogue", "content_type", "course_of", "export_course", "import_course", "media", "publish",
-           "published", "version", "versions"]
+__all__ = ["catalogue", "content_type", "course_of", "every_version", "export_course", "import_course", "media",
+           "publish", "published", "version", "versions"]
 
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
           ".webp": "image/webp", ".svg": "image/svg+xml", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
@@ -145,6 +145,11 @@ def catalogue(session: Session) -> list[CourseVersion]:
     """Every course's published version, by title."""
     return list(session.scalars(select(CourseVersion).where(CourseVersion.status == VersionStatus.PUBLISHED.value)
                                 .order_by(CourseVersion.title, CourseVersion.id)))
+
+
+def every_version(session: Session) -> list[CourseVersion]:
+    """Every version of every course, by course id then number (what `gatehouse course list` shows)."""
+    return list(session.scalars(select(CourseVersion).join(Course).order_by(Course.slug, CourseVersion.number)))
 
 
 def _chosen(session: Session, slug: str, number: int | None) -> CourseVersion:
