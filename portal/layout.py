@@ -33,17 +33,13 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/admin/terminals", N_("Terminals"), frozenset({StaffRole.ADMIN})),
     ("/admin/inmates", N_("Inmates"), frozenset({StaffRole.ADMIN})),
     ("/admin/facility", N_("Facility and units"), frozenset({StaffRole.ADMIN})),
-    ("/teach", N_("Courses"), frozenset({StaffRole.EDUCATION})),
-    ("/teach/enrolments", N_("Enrolments"), frozenset({StaffRole.EDUCATION})),
-    ("/teach/reports", N_("Learning reports"), frozenset({StaffRole.EDUCATION})),
     ("/audit", N_("Audit log"), frozenset({StaffRole.SECURITY})),
     ("/audit/charts", N_("Charts"), frozenset({StaffRole.SECURITY})),
     ("/audit/alerts", N_("Alerts"), frozenset({StaffRole.SECURITY})),
     ("/control", N_("Live control"), frozenset({StaffRole.SECURITY})),
     ("/staff/account", N_("My account"), frozenset()),
 )
-INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
-                                             ("/courses", N_("Courses")))
+INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")),)
 
 
 def navigation(request: web.Request) -> list[Link]:
