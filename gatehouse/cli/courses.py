@@ -236,7 +236,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     document = awards.key_document(load_settings(args.data_dir))
     _write_new(args.out, document + b"\n")
-    print(f"wrote {args.out}: publish it (the portal serves it at /verify/keys.json)")
+    print(f"wrote {args.out}: give it to whoever checks certificates (gatehouse certificate verify FILE --keys ...)")
     return 0
 
 
