@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 
 DORMANT_KEYS = {
-    "courses": "no course enrolment exists yet (the learning domain is not built), so this scope matches nobody; "
-               "the rule applies only through its groups or inmates",
     "visit": "video visits do not exist yet, so no inmate is ever in one and this rule never applies",
 }
 """Rule keys that parse but that nothing fills today; `policy check` warns about each until its domain exists
@@ -42,7 +40,7 @@ def dormant(result: ParseResult) -> list[PolicyError]:
     """A warning for each use of a key in DORMANT_KEYS, at the key's own line (`visit: false` is no use)."""
     warnings = []
     for rule in result.rules:
-        used = {"courses": bool(rule.courses), "visit": rule.visit}
+        used = {"visit": rule.visit}
         lines = result.key_lines.get(rule.id, {})
         for key, why in DORMANT_KEYS.items():
             if used.get(key):

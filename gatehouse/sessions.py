@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.models import Inmate, InmateSession, InmateStatus, Terminal
 from gatehouse.errors import GatehouseError
+from gatehouse.learning.enrolment import active_courses
 from gatehouse.pins import DUMMY_HASH, verify_pin
 from gatehouse.settings import Settings
 from gatehouse.terminals import block_of, terminal_by_address
@@ -74,9 +75,9 @@ class ActiveSession:
     subject: Subject
 
 
-def _active(row: InmateSession) -> ActiveSession:
+def _active(row: InmateSession, courses: frozenset[str] = frozenset()) -> ActiveSession:
     subject = Subject(row.inmate.number, frozenset(row.inmate.group_names), row.terminal.name, row.terminal.kind,
-                      row.token)
+                      row.token, courses)
     return ActiveSession(row.token, row.inmate.number, row.inmate.name, row.inmate.language, row.terminal.name,
                          row.terminal.kind, row.terminal.address, row.started_at, row.expires_at, subject)
 
@@ -201,4 +202,4 @@ def _resolve(session: Session, policy: SessionPolicy, address: str, now: datetim
         return terminal, None
     if touch:
         session.execute(update(InmateSession).where(InmateSession.id == row.id).values(last_seen_at=now))
-    return terminal, _active(row)
+    return terminal, _active(row, active_courses(session, row.inmate_id, now))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatehouse.bus import ControlEvent, LanguageChanged
+from gatehouse.bus import ControlEvent, EnrolmentChanged, LanguageChanged
 from gatehouse.db.engine import utcnow
 from gatehouse.sessions import ActiveSession, SessionPolicy, identify
 
@@ -91,9 +91,14 @@ class IdentityResolver:
 
     async def on_event(self, event: ControlEvent) -> None:
         """A language chosen in the portal: the next block page at that terminal is in it, on open connections too
-        (they take the language from the session looked up at each decision)."""
+        (they take the language from the session looked up at each decision). An enrolment opened or closed: that
+        inmate's courses are read again at the next decision."""
         if isinstance(event, LanguageChanged):
             self.forget(event.terminal_address)
+        elif isinstance(event, EnrolmentChanged):  # the course's sites open or close at once, not in a second
+            for address, (_at, identity) in list(self._cache.items()):
+                if identity.session is not None and identity.session.inmate_number == event.inmate:
+                    self.forget(address)
 
     def forget(self, address: str) -> None:
         self._cache.pop(address, None)

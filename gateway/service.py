@@ -117,6 +117,7 @@ class Gateway:
         await follow_events(self._kernel.factory, self._apply_control_event, CONTROL_POLL_S)
 
     async def _apply_control_event(self, event: ControlEvent) -> None:
+        await self.identity.on_event(event)
         await self.front.on_event(event)
         await self._on_event(event)
 

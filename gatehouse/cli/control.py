@@ -11,14 +11,14 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gatehouse import control
 from gatehouse.audit import AuditEvent, Tag
-from gatehouse.bus import BusUnavailable, bus_for
+from gatehouse.bus import BusUnavailable, ControlEvent, bus_for
 from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
 from gatehouse.settings import load_settings
@@ -64,14 +64,14 @@ def _act(args: argparse.Namespace, tag: Tag, action: Callable[[Session, str], co
             outcome = action(session, actor)
         kernel.record_now(AuditEvent(tag, "control", actor=actor, decision="deny" if why else "allow",
                                      reason=f"{subject}: {outcome.summary}" + (f"; why: {why}" if why else "")))
-        _announce(kernel, outcome)
+        announce(kernel, outcome.events)
     finally:
         kernel.engine.dispose()
     print(outcome.summary)
     return 0
 
 
-def _announce(kernel: Kernel, outcome: control.Outcome) -> None:
+def announce(kernel: Kernel, events: Sequence[ControlEvent]) -> None:
     """Publish on the Redis bus too when there is one; the database event reaches every node anyway."""
     if not kernel.settings["redis.url"]:
         return
@@ -79,7 +79,7 @@ def _announce(kernel: Kernel, outcome: control.Outcome) -> None:
     async def publish() -> None:
         bus = bus_for(kernel.settings["redis.url"])
         try:
-            for event in outcome.events:
+            for event in events:
                 await bus.publish(event)
         finally:
             await bus.close()

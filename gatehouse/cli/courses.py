@@ -80,7 +80,7 @@ def register_certificate(actions: Any, common: argparse.ArgumentParser, by: argp
 
 # -- helpers ------------------------------------------------------------------------------------------------
 
-def _educator(session: Session, username: str) -> str:
+def educator(session: Session, username: str) -> str:
     """The acting account's name, if it is an enabled education account."""
     account = staff.find_staff(session, username)
     if account.disabled:
@@ -95,7 +95,7 @@ def _acting(args: argparse.Namespace, tag: Tag, work: Callable[[Session, str], t
     kernel = Kernel.open(load_settings(args.data_dir))
     try:
         with kernel.factory.begin() as session:
-            actor = _educator(session, args.by)
+            actor = educator(session, args.by)
             result, summary = work(session, actor)
         kernel.record_now(AuditEvent(tag, "cli", actor=actor, decision="allow", reason=summary))
     finally:
