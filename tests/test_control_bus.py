@@ -17,6 +17,7 @@ from gatehouse.bus import (
     BusUnavailable,
     ControlBus,
     ControlEvent,
+    EnrolmentChanged,
     GrantChanged,
     Handler,
     InmateResumed,
@@ -51,6 +52,8 @@ SAMPLES: list[ControlEvent] = [
     LockdownLifted("brugge", "", "cli:root"),
     GrantChanged("A1234", "visit-42", True),
     GrantChanged("A1234", "visit-42", False),
+    EnrolmentChanged("A1234", "job-letters", True),
+    EnrolmentChanged("A1234", "job-letters", False),
 ]
 
 
