@@ -56,9 +56,14 @@ def _reason(reason: str) -> str:
     return reason[:1000]
 
 
+def append_event(session: Session, event: ControlEvent, now: datetime) -> None:
+    """Add `event` to `control_events` in the caller's transaction: every node reads it within half a second."""
+    session.add(ControlEventRow(at=now, payload=encode(event)))
+
+
 def _emit(session: Session, outcome: Outcome, event: ControlEvent, now: datetime) -> None:
     outcome.events.append(event)
-    session.add(ControlEventRow(at=now, payload=encode(event)))
+    append_event(session, event, now)
 
 
 def _end_open(session: Session, outcome: Outcome, rows: list[InmateSession], now: datetime) -> None:

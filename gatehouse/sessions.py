@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatehouse.db.models import Inmate, InmateSession, InmateStatus, Terminal
 from gatehouse.errors import GatehouseError
-from gatehouse.learning.enrolment import active_courses
+from gatehouse.learning.grants import active_courses
 from gatehouse.pins import DUMMY_HASH, verify_pin
 from gatehouse.settings import Settings
 from gatehouse.terminals import block_of, terminal_by_address

@@ -21,15 +21,13 @@ from portal.auth.views import routes as auth_routes
 from portal.control.views import routes as control_routes
 from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
-from portal.learning import listen, teaching, verify
-from portal.learning.views import routes as learning_routes
 from portal.review import services as review
 from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
 from portal.staff.views import routes as staff_routes
 
 HERE = Path(__file__).parent
-DOMAINS = ("auth", "staff", "admin", "review", "control", "learning")
+DOMAINS = ("auth", "staff", "admin", "review", "control")
 
 
 @public
@@ -79,10 +77,6 @@ def create_app(kernel: Kernel) -> web.Application:
     app.add_routes(admin_routes)
     app.add_routes(review_routes)
     app.add_routes(control_routes)
-    app.add_routes(learning_routes)
-    app.add_routes(teaching.routes)
-    app.add_routes(verify.routes)
-    app.add_routes(listen.routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

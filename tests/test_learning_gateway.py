@@ -144,8 +144,7 @@ async def test_refusals_say_why(platform: Platform, tmp_path: Path) -> None:
     kernel = Kernel.open(platform.settings)
     try:
         with kernel.factory.begin() as session:
-            enrolment.set_eligible_groups(session, course="job-letters", groups=["learners"], by="teacher",
-                                          now=utcnow())
+            enrolment.set_eligible_groups(session, course="job-letters", groups=["learners"])
             enrolment.exclude(session, course="job-letters", inmate=OTHER_INMATE, reason="court order 12/2026",
                               by="teacher", now=utcnow())
         with kernel.factory() as session:
@@ -153,8 +152,9 @@ async def test_refusals_say_why(platform: Platform, tmp_path: Path) -> None:
         assert not verdict.ok and verdict.reasons[-1] == "excluded from this course: court order 12/2026"
         with kernel.factory.begin() as session, pytest.raises(Conflict, match="open to the groups learners only"):
             enrolment.enrol(session, course="job-letters", inmate=INMATE, by="teacher", now=utcnow())
+        with kernel.factory.begin() as session:
+            enrolment.set_eligible_groups(session, course="job-letters", groups=[])
         with kernel.factory.begin() as session, pytest.raises(InvalidInput, match="end date has passed"):
-            enrolment.set_eligible_groups(session, course="job-letters", groups=[], by="teacher", now=utcnow())
             enrolment.enrol(session, course="job-letters", inmate=INMATE, by="teacher", now=utcnow(),
                             starts_at=utcnow() - timedelta(days=2), ends_at=utcnow() - timedelta(days=1))
         with kernel.factory.begin() as session, pytest.raises(InvalidInput, match="after the start date"):

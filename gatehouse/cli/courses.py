@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.orm import Session
 
 from gatehouse import staff
@@ -110,6 +111,14 @@ def _write_new(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    """A facility's published key document (`gatehouse certificate keys`), or a clear error naming the file."""
+    try:
+        return certificates.load_public_keys(_read(path, "key document"))
+    except certificates.CertificateError as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -192,10 +201,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     data = _read(args.file, "certificate")
     if args.keys is not None:
-        try:
-            keys = certificates.load_public_keys(_read(args.keys, "key document"))
-        except certificates.CertificateError as exc:
-            raise InvalidInput(f"{args.keys}: {exc}") from None
+        keys = _keys(args.keys)
         revoked: dict[str, str] = {}
         checked = False
         if args.data_dir_given:
@@ -258,10 +264,7 @@ def cmd_record_export(args: argparse.Namespace) -> int:
 def cmd_record_import(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_dir)
     data = _read(args.file, "learning record")
-    try:
-        keys = certificates.load_public_keys(_read(args.keys, "key document"))
-    except certificates.CertificateError as exc:
-        raise InvalidInput(f"{args.keys}: {exc}") from None
+    keys = _keys(args.keys)
     try:
         shown = record.read_record(data, keys)
     except InvalidInput as exc:

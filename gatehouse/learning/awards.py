@@ -1,9 +1,9 @@
 """Certificates of completed courses: issued once per enrolment, as the signed credential and as a signed PDF.
 
 The facility's certificate key is an Ed25519 key in the data dir (`certificate-key.pem`, mode 0600), made on first
-use; its key id is derived from the public key, and the key document (`key_document`, a JWK Set) is what the
-portal publishes at `/verify/keys.json` and `gatehouse certificate keys` writes for employers and other
-facilities.
+use; its key id is derived from the public key, and the key document (`key_document`, a JWK Set) is what
+`gatehouse certificate keys` writes for employers and other facilities (the portal's verification page, still
+to be built, is to serve it at `/verify/keys.json`).
 
 A certificate PDF is the page reportlab draws, then two comment lines after its `%%EOF` (PDF readers and
 pdftotext ignore them):

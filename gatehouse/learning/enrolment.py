@@ -3,7 +3,7 @@
 Each change writes the enrolment and appends its `EnrolmentChanged` event to `control_events` in the caller's
 transaction (as live control does), so every gateway node applies it within half a second with or without
 Redis; the caller publishes `Outcome.events` on the bus for the nodes that listen. The gateway itself reads the
-dates (`active_courses`), so an end date closes the sites at that instant even before `sweep_ended` notices.
+dates (`grants.active_courses`), so an end date closes the sites at that instant even before `sweep_ended` notices.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatehouse.bus import ControlEvent, EnrolmentChanged, encode
-from gatehouse.db.models import ControlEventRow, Inmate, InmateGroup, InmateStatus
+from gatehouse.bus import ControlEvent, EnrolmentChanged
+from gatehouse.control import append_event
+from gatehouse.db.models import Inmate, InmateGroup, InmateStatus
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 from gatehouse.inmates import find_inmate
 from gatehouse.learning import catalog
@@ -41,7 +42,7 @@ class Eligibility:
 
 def _emit(session: Session, outcome: Outcome, event: ControlEvent, now: datetime) -> None:
     outcome.events.append(event)
-    session.add(ControlEventRow(at=now, payload=encode(event)))
+    append_event(session, event, now)
 
 
 def _course(session: Session, slug: str) -> Course:
@@ -218,14 +219,6 @@ def sweep_ended(session: Session, now: datetime) -> Outcome:
     return outcome
 
 
-def active_courses(session: Session, inmate_id: int, now: datetime) -> frozenset[str]:
-    """The courses whose sites are open to this inmate now: what the gateway puts in `Subject.courses`."""
-    return frozenset(session.scalars(
-        select(Course.slug).join(Enrolment, Enrolment.course_id == Course.id)
-        .where(Enrolment.inmate_id == inmate_id, Enrolment.status == S.ACTIVE.value, Enrolment.starts_at <= now,
-               or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))))
-
-
 def enrolments_of(session: Session, inmate_number: str) -> list[Enrolment]:
     person = find_inmate(session, inmate_number)
     return list(session.scalars(select(Enrolment).where(Enrolment.inmate_id == person.id)
@@ -253,7 +246,7 @@ def exclude(session: Session, *, course: str, inmate: str, reason: str, by: str,
     return excluded
 
 
-def include(session: Session, *, course: str, inmate: str, by: str, now: datetime) -> None:
+def include(session: Session, *, course: str, inmate: str) -> None:
     row, person = _course(session, course), find_inmate(session, inmate)
     excluded = session.get(Exclusion, (row.id, person.id))
     if excluded is None:
@@ -261,7 +254,7 @@ def include(session: Session, *, course: str, inmate: str, by: str, now: datetim
     session.delete(excluded)
 
 
-def set_eligible_groups(session: Session, *, course: str, groups: list[str], by: str, now: datetime) -> Course:
+def set_eligible_groups(session: Session, *, course: str, groups: list[str]) -> Course:
     row = _course(session, course)
     row.eligible_groups = sorted({g.strip().lower() for g in groups if g.strip()})
     return row
