@@ -15,7 +15,9 @@ from pathlib import Path
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
 
+from gatehouse.audit import AuditEvent, Tag
 from gatehouse.ca import ca_cert_file
 from gatehouse.cli.ops import apply_run_options, initialise
 from gatehouse.db.engine import utcnow
@@ -23,6 +25,8 @@ from gatehouse.demo.content import SITES, content_app, issue_origin_ca
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
+from gatehouse.learning import catalog, enrolment
+from gatehouse.learning.package import load_package
 from gatehouse.settings import Settings
 from gatehouse.staff import add_staff
 from gatehouse.terminals import add_terminal
@@ -46,6 +50,13 @@ rules:
   - id: demo-no-mail
     description: no contact with the outside by mail
     deny: [mail.demo.test]
+  - id: demo-course-job-application
+    description: practice job adverts, for learners in the course Applying for a job
+    allow: [games.demo.test]
+    paths: [/vacancies, /examples]
+    methods: [GET, HEAD]
+    courses: [job-application]
+    quota: learning
 quotas:
   default: {general: 60, jobs: 120, learning: unlimited}
   groups:
@@ -82,6 +93,11 @@ def chromium_command(proxy: tuple[str, int], spki: str, portal_url: str) -> list
 STAFF = (("ada", "Ada Admin", ["admin"]), ("sam", "Sam Security", ["security"]),
          ("eva", "Eva Education", ["education"]), ("vic", "Vic Visits", ["supervisor"]))
 STAFF_PASSWORD = "gatehouse-demo-2026"
+COURSES = Path(__file__).parent / "courses"
+"""The demo's course packages, imported and published at start; each folder is one package."""
+ENROLMENTS = (("digital-basics", "A1001"),)
+"""(course, inmate) enrolled by the education account at start; the job course's site opens only on enrolment."""
+EDUCATOR = "eva"
 
 
 def spki_hash(cert_file: Path) -> str:
@@ -104,10 +120,29 @@ def populate(settings: Settings) -> None:
             for username, name, roles in STAFF:
                 add_staff(session, username=username, roles=roles, password=STAFF_PASSWORD, display_name=name,
                           now=utcnow())
+            events = _courses(session)
+        for event in events:
+            kernel.record_now(event)
     finally:
         kernel.engine.dispose()
     (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
     (settings.policy_dir / "demo.yaml").write_text(POLICY, encoding="utf-8")
+
+
+def _courses(session: Session) -> list[AuditEvent]:
+    """Import and publish the demo's courses and make its enrolments; what the CLI would record for them."""
+    events = []
+    for folder in sorted(p for p in COURSES.iterdir() if (p / "course.yaml").is_file()):
+        made = catalog.import_course(session, load_package(folder), by="demo", now=utcnow())
+        events.append(AuditEvent(Tag.LEARNING_COURSE_IMPORTED, "cli", actor="demo", decision="allow",
+                                 reason=f"course {folder.name} version {made.number} ({made.status}); demo start"))
+    for course, inmate in ENROLMENTS:
+        outcome = enrolment.enrol(session, course=course, inmate=inmate, by=EDUCATOR, now=utcnow())
+        events.append(AuditEvent(Tag.LEARNING_ENROLMENT_ADDED, "cli", actor=EDUCATOR, decision="allow",
+                                 reason=outcome.summary))
+        events.append(AuditEvent(Tag.LEARNING_GRANT_OPENED, "cli", actor=EDUCATOR, decision="allow",
+                                 reason=f"{inmate}: the sites of course {course} open"))
+    return events
 
 
 async def _demo(data_dir: Path, args: argparse.Namespace) -> None:
