@@ -21,13 +21,15 @@ from portal.auth.views import routes as auth_routes
 from portal.control.views import routes as control_routes
 from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
+from portal.learning.teaching import routes as teaching_routes
+from portal.learning.views import routes as learning_routes
 from portal.review import services as review
 from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
 from portal.staff.views import routes as staff_routes
 
 HERE = Path(__file__).parent
-DOMAINS = ("auth", "staff", "admin", "review", "control")
+DOMAINS = ("auth", "staff", "admin", "review", "control", "learning")
 
 
 @public
@@ -77,6 +79,8 @@ def create_app(kernel: Kernel) -> web.Application:
     app.add_routes(admin_routes)
     app.add_routes(review_routes)
     app.add_routes(control_routes)
+    app.add_routes(learning_routes)
+    app.add_routes(teaching_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

@@ -37,25 +37,29 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/audit/charts", N_("Charts"), frozenset({StaffRole.SECURITY})),
     ("/audit/alerts", N_("Alerts"), frozenset({StaffRole.SECURITY})),
     ("/control", N_("Live control"), frozenset({StaffRole.SECURITY})),
+    ("/teach", N_("Courses"), frozenset({StaffRole.EDUCATION})),
+    ("/teach/requests", N_("Requests to join"), frozenset({StaffRole.EDUCATION})),
     ("/staff/account", N_("My account"), frozenset()),
 )
-INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")),)
+INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
+                                             ("/courses", N_("Courses")))
 
 
 def navigation(request: web.Request) -> list[Link]:
     viewer = request.get(VIEWER)
     if viewer is None:
         return []
-    path = request.path
     if viewer.kind == "staff":
         links = [(href, label) for href, label, roles in STAFF_LINKS if not roles or viewer.has(*roles)]
-        # The page is under the longest link it starts with: /audit/charts is Charts, not Audit log.
-        under = [href for href, _label in links if path == href or path.startswith(href + "/")]
-        current = max(under, key=len, default="")
-        return [Link(href, _(label), href == current) for href, label in links]
-    if viewer.kind == "inmate":
-        return [Link(href, _(label), path == href) for href, label in INMATE_LINKS]
-    return []
+    elif viewer.kind == "inmate":
+        links = list(INMATE_LINKS)
+    else:
+        return []
+    # The page is under the longest link it starts with: /audit/charts is Charts, not Audit log.
+    path = request.path
+    under = [href for href, _label in links if path == href or path.startswith(href + "/")]
+    current = max(under, key=len, default="")
+    return [Link(href, _(label), href == current) for href, label in links]
 
 
 def facility_zone(request: web.Request) -> ZoneInfo:

@@ -8,7 +8,6 @@ account's name. Dates are days in the facility's time zone; `--until 2026-12-31`
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,9 +17,9 @@ from gatehouse.audit import AuditEvent, Tag
 from gatehouse.cli.control import announce
 from gatehouse.cli.courses import educator
 from gatehouse.db.engine import utcnow
-from gatehouse.errors import InvalidInput
 from gatehouse.kernel import Kernel
 from gatehouse.learning import enrolment
+from gatehouse.learning.enrolment import day_start
 from gatehouse.settings import load_settings
 
 
@@ -40,16 +39,6 @@ def register(actions: Any, common: argparse.ArgumentParser, by: argparse.Argumen
     p.add_argument("--inmate", required=True, metavar="NUMBER")
     p.add_argument("--reason", required=True, help="recorded, and shown to staff")
     p.set_defaults(handler=cmd_withdraw)
-
-
-def day_start(text: str, zone: ZoneInfo, what: str, *, after: bool = False) -> datetime:
-    """The first instant (naive UTC) of a local day given as YYYY-MM-DD, or with `after` of the day after it."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{what}: {text!r} is not a date; write YYYY-MM-DD") from None
-    day += timedelta(days=1) if after else timedelta()
-    return datetime.combine(day, time(), zone).astimezone(UTC).replace(tzinfo=None)
 
 
 def _run(args: argparse.Namespace, tag: Tag, work: Any) -> int:

@@ -9,7 +9,8 @@ dates (`grants.active_courses`), so an end date closes the sites at that instant
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +39,17 @@ class Outcome:
 class Eligibility:
     ok: bool
     reasons: list[str]
+
+
+def day_start(text: str, zone: ZoneInfo, what: str, *, after: bool = False) -> datetime:
+    """The first instant (naive UTC) of a local day given as YYYY-MM-DD, or with `after` of the day after it
+    (an end date "until 31 December" includes that day)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what}: {text!r} is not a date; write YYYY-MM-DD") from None
+    day += timedelta(days=1) if after else timedelta()
+    return datetime.combine(day, time(), zone).astimezone(UTC).replace(tzinfo=None)
 
 
 def _emit(session: Session, outcome: Outcome, event: ControlEvent, now: datetime) -> None:
@@ -164,6 +176,8 @@ def withdraw(session: Session, *, course: str, inmate: str, reason: str, by: str
 def request_enrolment(session: Session, *, course: str, inmate: str, now: datetime) -> Enrolment:
     row, person = _course(session, course), find_inmate(session, inmate)
     catalog.published(session, row.slug)
+    if reasons := _check(session, row, person):
+        raise Conflict(f"{person.number} cannot take {row.slug}: " + "; ".join(reasons))
     if _open(session, row, person) is not None:
         raise Conflict(f"{person.number} has asked for or is enrolled in {row.slug} already")
     asked = Enrolment(course=row, inmate=person, status=S.REQUESTED.value, starts_at=now, requested_at=now,

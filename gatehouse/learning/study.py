@@ -37,6 +37,22 @@ from gatehouse.settings import Settings
 IDLE_AFTER = timedelta(seconds=120)
 """A gap between two signs of activity counts up to this much: a tab left open adds no more."""
 
+class Refused(Conflict):
+    """A step the rules do not allow now; `code` names which, for a page to say it in the learner's language."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BadAnswer(InvalidInput):
+    """An answer that cannot be graded as given (nothing chosen, not a number); nothing is kept, ask again."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 _RULES = {"all-lessons-and-quiz": rules.CompletionRule.ALL_LESSONS_AND_FINAL_QUIZ,
           "all-lessons": rules.CompletionRule.ALL_LESSONS, "final-quiz": rules.CompletionRule.FINAL_QUIZ_ONLY}
 _READABLE = (EnrolmentStatus.ACTIVE.value, EnrolmentStatus.COMPLETED.value)
@@ -102,11 +118,11 @@ def translated(lesson: Lesson, language: str) -> tuple[str, str, str]:
 
 def _active(row: Enrolment, now: datetime) -> None:
     if row.status != EnrolmentStatus.ACTIVE.value:
-        raise Conflict("this course is finished; its quizzes are closed")
+        raise Refused("finished", "this course is finished; its quizzes are closed")
     if row.starts_at > now:
-        raise Conflict("this course has not started yet")
+        raise Refused("not-started", "this course has not started yet")
     if row.ends_at is not None and row.ends_at <= now:
-        raise Conflict("this course's end date has passed; ask education staff")
+        raise Refused("ended", "this course's end date has passed; ask education staff")
 
 
 # -- progress ---------------------------------------------------------------------------------------------------
@@ -226,7 +242,7 @@ def activity(session: Session, row: Enrolment, number: int, now: datetime) -> in
     lesson = lesson_at(course_of(row), number)
     kept = session.get(LessonProgress, (row.id, lesson.file))
     if kept is None:
-        raise Conflict("open the lesson first")
+        raise Refused("not-opened", "open the lesson first")
     _count(kept, now)
     session.flush()
     return kept.active_seconds
@@ -325,9 +341,9 @@ def start_attempt(session: Session, row: Enrolment, module: int, now: datetime) 
     if state.open_token is not None:
         return _attempt(session, row.inmate_id, state.open_token)
     if state.passed and not state.practice:
-        raise Conflict("you have passed this quiz already")
+        raise Refused("passed", "you have passed this quiz already")
     if not rules.may_start_attempt(state.attempts, state.limit):
-        raise Conflict(f"all {state.limit} attempts at this quiz are used")
+        raise Refused("no-attempts", f"all {state.limit} attempts at this quiz are used")
     token = secrets.token_urlsafe(24)
     drawn = rules.draw([q.id for q in quiz.questions], quiz.pool or len(quiz.questions), token,
                        shuffle=quiz.order == "random")
@@ -347,6 +363,8 @@ def _answers(session: Session, attempt: Attempt) -> dict[str, Answer]:
 @dataclass(frozen=True, slots=True)
 class AttemptView:
     token: str
+    course: str
+    """The course's id."""
     module: int
     quiz: Quiz
     number: int
@@ -384,25 +402,28 @@ def view_attempt(session: Session, inmate_id: int, token: str) -> AttemptView:
     model = _mastery(quiz)
     needed = None if model is None else rules.right_answers_needed(_history(session, row.id, quiz.file), model)
     module = next(n for n, m in enumerate(course_of(row).modules, 1) if m.quiz and m.quiz.file == quiz.file)
-    return AttemptView(attempt.token, module, quiz, attempt.number, finished, upcoming, len(given), marked,
-                       attempt.score, attempt.passed, model is not None, needed)
+    return AttemptView(attempt.token, row.course.slug, module, quiz, attempt.number, finished, upcoming, len(given),
+                       marked, attempt.score, attempt.passed, model is not None, needed)
 
 
 def _given(question: Question, form: Mapping[str, Sequence[str]]) -> object:
     """The answer from the form's values for `answer` (several for multiple choice)."""
     values = [v for v in form.get("answer", []) if isinstance(v, str)]
     if question.type == "multiple":
+        if not values:
+            raise BadAnswer("choose", "choose one answer or more")
         return values
     if len(values) != 1:
-        raise InvalidInput("choose an answer" if question.type in ("single", "truefalse", "multiple")
-                           else "write an answer")
+        if question.type in ("single", "truefalse"):
+            raise BadAnswer("choose", "choose an answer")
+        raise BadAnswer("write", "write an answer")
     value = values[0]
     if question.type == "truefalse":
         if value not in ("true", "false"):
-            raise InvalidInput("choose true or false")
+            raise BadAnswer("choose", "choose true or false")
         return value == "true"
     if question.type == "text" and not value.strip():
-        raise InvalidInput("write an answer")
+        raise BadAnswer("write", "write an answer")
     return value
 
 
@@ -420,22 +441,23 @@ def answer(session: Session, settings: Settings, inmate_id: int, token: str, que
     answered already (a replay), a finished attempt, or another inmate's."""
     attempt = _attempt(session, inmate_id, token)
     if attempt.finished_at is not None:
-        raise Conflict("this attempt is finished; its answers cannot change")
+        raise Refused("attempt-finished", "this attempt is finished; its answers cannot change")
     row = _enrolment(session, attempt)
     _active(row, now)
     quiz = _quiz_of(row, attempt)
     given = _answers(session, attempt)
     waiting = [q for q in attempt.questions if q not in given]
     if not waiting or question_id != waiting[0]:
-        raise Conflict("this is not the question the attempt is at; reload the page")
+        raise Refused("out-of-turn", "this is not the question the attempt is at; reload the page")
     question = next(q for q in quiz.questions if q.id == question_id)
+    value = _given(question, form)
     try:
-        graded = rules.grade(to_rule(question), _given(question, form))
+        graded = rules.grade(to_rule(question), value)
     except rules.NotANumber:
-        raise InvalidInput("write a number, with a comma or a point before the decimals") from None
+        raise BadAnswer("number", "write a number, with a comma or a point before the decimals") from None
     except rules.AnswerError:
-        raise InvalidInput("that answer is not one of the choices") from None
-    made = Answer(attempt_id=attempt.id, question=question.id, given=_stored(_given(question, form)),
+        raise BadAnswer("not-a-choice", "that answer is not one of the choices") from None
+    made = Answer(attempt_id=attempt.id, question=question.id, given=_stored(value),
                   correct=graded.correct, feedback=graded.feedback.value, answered_at=now)
     session.add(made)
     session.flush()
