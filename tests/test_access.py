@@ -84,6 +84,10 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/staff/enrol", between_steps),
     ("/staff", staff_with()),
     ("/home", inmates),
+    ("/courses", inmates),
+    ("/learning", inmates),
+    ("/teach", staff_with("education")),
+    ("/verify", anyone),
     ("/login", anyone),
     ("/logout", anyone),
     ("/language", anyone),
@@ -91,7 +95,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/healthz", anyone),
     ("/", anyone),
 )
-STAFF_AREAS = ("/admin", "/audit", "/control", "/staff")
+STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach")
 PUBLIC_STAFF_PAGES = ("/staff/login", "/staff/logout")
 
 

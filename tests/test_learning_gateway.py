@@ -91,10 +91,15 @@ async def test_enrolment_opens_the_course_site_within_a_second_and_withdrawal_cl
         assert (await curl(platform, "http://other.test/jobs/apply", method="POST", data="x=1")).status == 200
         assert (await curl(platform, "http://other.test/admin")).status == 403  # only the rule's paths
         assert (await curl(platform, SITE, method="DELETE")).status == 403  # and methods
+        async with browser.get(f"{platform.portal}/home") as home:  # the home page says what the course opens
+            page = await home.text()
+        assert "other.test" in page and "Open while you take the course Writing a job letter." in page
         code, said, err = await cli(platform, "course", "withdraw", "--course", "job-letters", "--inmate", INMATE,
                                     "--reason", "moved to the evening class", "--by", "teacher")
         assert code == 0 and said == f"{INMATE} withdrawn from job-letters", err
         assert await until_status(platform, SITE, 403, 1.0) < 1.0
+        async with browser.get(f"{platform.portal}/home") as home:
+            assert "Open while you take the course" not in await home.text()
     opened, closed = grants(platform)[:2]
     assert opened == ("learning:grant:opened", f"{INMATE}: the sites of course job-letters open")
     assert closed == ("learning:grant:closed", f"{INMATE}: the sites of course job-letters close")

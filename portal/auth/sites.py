@@ -30,6 +30,8 @@ class Site:
     category: str
     pattern: bool = False
     """`*.domain`: every name below the domain."""
+    courses: tuple[str, ...] = ()
+    """The courses whose enrolment opens it (the rule's `courses:` scope), if that is why it is open."""
 
 
 def _url(rule: Rule, pattern: HostPattern) -> str:
@@ -64,7 +66,8 @@ def open_now(policy: Snapshot, who: Subject, now: datetime) -> list[Site]:
                 continue  # the probe was allowed by another rule's exact name, not by this pattern
             seen.add(shown)
             owner = rule if pattern.wildcard else first
-            sites.append(Site(shown, _url(owner, pattern), owner.description, owner.quota, pattern.wildcard))
+            sites.append(Site(shown, _url(owner, pattern), owner.description, owner.quota, pattern.wildcard,
+                              tuple(sorted(owner.courses))))
     return sites
 
 

@@ -17,6 +17,7 @@ from portal.auth.forms import LoginForm
 from portal.keys import ACTOR, KERNEL, TERMINAL, VIEWER
 from portal.labels import CATEGORY_LABELS, KIND_LABELS, label
 from portal.layout import facility_zone, render, safe_next
+from portal.learning import services as learning
 from portal.security import rotate_csrf, set_cookie
 from portal.throttle import LoginUnavailable, Throttled
 
@@ -80,9 +81,10 @@ async def home(request: web.Request) -> web.Response:
     exhausted = {m.category for m in spent or [] if m.left == 0}
     open_sites = [(label(CATEGORY_LABELS, category), group, category in exhausted)
                   for category, group in sites.by_category(found)]
+    courses = await learning.titles(request.app[KERNEL], {c for site in found for c in site.courses})
     return render(request, "auth/home.html", {"session": active, "terminal_kind": label(KIND_LABELS, kind),
                                               "weekly": weekly, "closed_days": closed, "minutes": minutes,
-                                              "sites": open_sites})
+                                              "sites": open_sites, "course_titles": courses})
 
 
 @routes.post("/logout", name="logout")

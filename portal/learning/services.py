@@ -114,6 +114,16 @@ async def ask(kernel: Kernel, number: str, terminal: str, slug: str, now: dateti
     await _record(kernel, Tag.LEARNING_ENROLMENT_REQUESTED, number, terminal, f"{number} asks to join {slug}")
 
 
+async def titles(kernel: Kernel, slugs: set[str]) -> dict[str, str]:
+    """Course titles (of the published version) by course id, for pages that name a course."""
+    if not slugs:
+        return {}
+
+    def work(session: Session) -> dict[str, str]:
+        return {v.course.slug: v.title for v in catalog.catalogue(session) if v.course.slug in slugs}
+    return await read(kernel, work)
+
+
 # -- my learning --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

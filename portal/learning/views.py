@@ -300,19 +300,29 @@ async def result(request: web.Request) -> web.Response:
 
 # -- certificates ---------------------------------------------------------------------------------------------------
 
-@routes.get("/learning/certificates/{id}.{form:pdf|json}", name="learning-certificate")
-@inmate
-async def certificate(request: web.Request) -> web.Response:
+async def _certificate(request: web.Request, form: str) -> web.Response:
     number, _terminal, _language = _me(request)
-    form = request.match_info["form"]
+    certificate_id = request.match_info["id"]
     try:
-        data = await services.certificate(request.app[KERNEL], number, request.match_info["id"], form)
+        data = await services.certificate(request.app[KERNEL], number, certificate_id, form)
     except NotFound:
         raise _missing() from None
     kind = "application/pdf" if form == "pdf" else "application/ld+json"
-    name = f"certificate-{request.match_info['id']}.{form}"
-    return web.Response(body=data, headers={"Content-Type": kind,
-                                            "Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(body=data, headers={
+        "Content-Type": kind, "Content-Disposition": f'attachment; filename="certificate-{certificate_id}.{form}"'})
+
+
+@routes.get("/learning/certificates/{id}.pdf", name="learning-certificate-pdf")
+@inmate
+async def certificate_pdf(request: web.Request) -> web.Response:
+    return await _certificate(request, "pdf")
+
+
+@routes.get("/learning/certificates/{id}.json", name="learning-certificate-json")
+@inmate
+async def certificate_json(request: web.Request) -> web.Response:
+    """The Open Badges 3.0 credential, exactly as signed."""
+    return await _certificate(request, "json")
 
 
 @routes.get("/verify", name="verify")
