@@ -5,6 +5,7 @@ withdrawal, completion and the end date; each grant opened and closed is in the 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -50,8 +51,10 @@ async def platform(tmp_path: Path, origin: Origin) -> AsyncIterator[Platform]:
                       now=utcnow())
             add_staff(session, username="guard", roles=["security"], password="a long and private passphrase",
                       now=utcnow())
-            catalog.import_course(session, load_package(build(tmp_path / "package", GOOD)), by="teacher",
-                                  now=utcnow())
+            # The package asks for werk.nl/vacatures (no rule opens it) and other.test/jobs (the rule above does).
+            course = str(GOOD["course.yaml"]).replace("sites:\n", "sites:\n  - host: other.test\n    paths: [/jobs]\n")
+            catalog.import_course(session, load_package(build(tmp_path / "package", {**GOOD, "course.yaml": course})),
+                                  by="teacher", now=utcnow())
     finally:
         kernel.engine.dispose()
     async with running(settings) as up:
@@ -94,6 +97,10 @@ async def test_enrolment_opens_the_course_site_within_a_second_and_withdrawal_cl
         async with browser.get(f"{platform.portal}/home") as home:  # the home page says what the course opens
             page = await home.text()
         assert "other.test" in page and "Open while you take the course Writing a job letter." in page
+        async with browser.get(f"{platform.portal}/learning/job-letters") as course:
+            shown = await course.text()  # what the package asks for, and whether a rule opens it
+        assert re.search(r'data-open="yes"><code>other\.test</code>', shown)
+        assert re.search(r'data-open="no"><code>werk\.nl</code>', shown)
         code, said, err = await cli(platform, "course", "withdraw", "--course", "job-letters", "--inmate", INMATE,
                                     "--reason", "moved to the evening class", "--by", "teacher")
         assert code == 0 and said == f"{INMATE} withdrawn from job-letters", err

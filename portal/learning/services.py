@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,6 +25,8 @@ from gatehouse.learning import awards, catalog, content, enrolment, speech, stud
 from gatehouse.learning.certificates import Verdict
 from gatehouse.learning.models import CourseVersion, Enrolment, EnrolmentStatus, IssuedCertificate
 from gatehouse.learning.package import Course, Site
+from policies.decision import RequestFacts, Subject, decide_url
+from policies.snapshot import Snapshot
 from portal.auth.services import announce, record
 
 T = TypeVar("T")
@@ -245,6 +247,32 @@ async def lesson_audio(kernel: Kernel, page: LessonPage) -> bytes:
     folder = kernel.settings.data_dir / "cache" / "speech"
     path = await asyncio.to_thread(speech.lesson_audio, folder, page.language, page.markdown)
     return await asyncio.to_thread(path.read_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    site: Site
+    open: bool
+    """Whether a policy rule opens the site's first path to this subject now (GET, over HTTPS or HTTP)."""
+
+
+def site_states(snapshot: Snapshot, sites: Sequence[Site], who: Subject, now: datetime) -> list[SiteState]:
+    """The sites a course says it needs, each with whether the gateway opens it to `who`. A package only
+    declares its sites; a policy rule scoped to the course (`courses: [id]`) opens them, so an imported course
+    never opens a site that security staff have not allowed."""
+    states = []
+    for site in sites:
+        path = site.paths[0] if site.paths else "/"
+        asked = RequestFacts("GET", site.host, 0, path)
+        opened = any(decide_url(scheme, replace(asked, port=port), who, snapshot, now=now).final.allowed
+                     for scheme, port in (("https", 443), ("http", 80)))
+        states.append(SiteState(site, opened))
+    return states
+
+
+def course_subject(slug: str) -> Subject:
+    """A learner of this course and nothing else, at a classroom terminal: what the course alone opens."""
+    return Subject("", frozenset(), "", "classroom", "", frozenset({slug}))
 
 
 def can_read_aloud(language: str) -> bool:

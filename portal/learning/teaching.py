@@ -25,13 +25,14 @@ from gatehouse.db.models import Inmate, StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 from gatehouse.learning import awards, catalog, enrolment, reports
 from gatehouse.learning.models import Course, CourseVersion, Enrolment, IssuedCertificate
-from gatehouse.learning.package import PackageError, load_package
+from gatehouse.learning.package import PackageError, Site, load_package
 from portal import i18n
 from portal.access import acting, staff
 from portal.auth.services import announce, record
 from portal.i18n import N_, _
 from portal.keys import KERNEL
 from portal.layout import facility_zone, render
+from portal.learning import services
 from portal.learning.services import change, read
 
 routes = web.RouteTableDef()
@@ -158,6 +159,8 @@ class CoursePage:
     lines: list[reports.Line]
     certificates: dict[str, tuple[str, str, bool]]
     """Inmate number -> (certificate id, short code, revoked)."""
+    sites: tuple[Site, ...]
+    """What the published (else the newest) version says the course needs."""
 
 
 def _course_page(session: Session, slug: str, group: str) -> CoursePage:
@@ -166,9 +169,10 @@ def _course_page(session: Session, slug: str, group: str) -> CoursePage:
     certs = {row.enrolment.inmate.number: (row.id, row.short_code, row.revoked_at is not None)
              for row in session.scalars(select(IssuedCertificate).join(Enrolment).where(
                  Enrolment.course_id == course.id))}
-    return CoursePage(slug, versions[-1].title, versions, list(course.eligible_groups),
+    current = next((v for v in versions if v.status == "published"), versions[-1])
+    return CoursePage(slug, current.title, versions, list(course.eligible_groups),
                       [(e.inmate_number, e.reason, e.created_by) for e in _exclusions(session, slug)],
-                      reports.course_lines(session, slug, group), certs)
+                      reports.course_lines(session, slug, group), certs, catalog.course_of(current).sites)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +200,11 @@ async def _course(request: web.Request, status: int = 200, **context: Any) -> we
         return web.Response(text=reports.to_csv(page.lines), content_type="text/csv", charset="utf-8", headers={
             "Content-Disposition": f'attachment; filename="{slug}-progress.csv"'})
     hard = await read(request.app[KERNEL], lambda s: reports.hardest(s, slug))
+    sites = services.site_states(request.app[KERNEL].policies.snapshot, page.sites, services.course_subject(slug),
+                                 utcnow())
     done = DONE.get(request.query.get("done", ""))
     return render(request, "learning/teach_course.html", {
-        "page": page, "hard": hard, "group": group, "done": _(done) if done else "",
+        "page": page, "hard": hard, "group": group, "sites": sites, "done": _(done) if done else "",
         "errors": context.pop("errors", {}), "values": context.pop("values", {}), **context}, status)
 
 

@@ -123,7 +123,10 @@ async def course(request: web.Request) -> web.Response:
         raise _missing() from None
     done = {"completed": _("You have completed this course. Well done! Your certificate is ready.")}.get(
         request.query.get("done", ""), "")
-    return render(request, "learning/course.html", {"o": shown, "states": STATES, "done": done})
+    active = request[VIEWER].inmate
+    sites = [] if active is None or shown.status != "active" else services.site_states(
+        request.app[KERNEL].policies.snapshot, shown.sites, active.subject, _now())
+    return render(request, "learning/course.html", {"o": shown, "states": STATES, "done": done, "sites": sites})
 
 
 @routes.get("/learning/{slug}/lesson/{number}", name="learning-lesson")
