@@ -341,3 +341,25 @@ async def test_teacher_screens_have_no_axe_violations(site: Platform, browser: B
         shown = await page.locator("[data-testid=learners] tbody tr").count()
         assert shown == len(lines) - 1  # the CSV matches the screen
     assert [p for p in pages if p] == []
+
+
+async def test_a_lesson_can_be_listened_to_in_its_language(site: Platform, browser: Browser,
+                                                           signed_in: dict[str, Any]) -> None:
+    number = await new_inmate(site, "nl")
+    async with as_staff(browser, site, signed_in, "education") as teacher:
+        await teacher_enrols(teacher, site, number)
+    async with opened(browser) as page:
+        await inmate_login(page, site, number)
+        await page.goto(f"{site.portal}/learning/safe-money/lesson/2")
+        await expect(page.get_by_test_id("lesson")).to_have_attribute("lang", "nl")  # the course's nl text
+        player = page.get_by_test_id("read-aloud")
+        source = await player.get_attribute("src")
+        assert source == "/learning/safe-money/lesson/2/audio.wav"
+        first = await page.request.get(f"{site.portal}{source}")
+        assert first.status == 200 and first.headers["content-type"] == "audio/wav"
+        body = await first.body()
+        assert body[:4] == b"RIFF" and body[8:12] == b"WAVE" and len(body) > 10_000
+        again = await page.request.get(f"{site.portal}{source}")
+        assert await again.body() == body  # made once, then from the cache
+        cached = list((site.settings.data_dir / "cache" / "speech").glob("*.wav"))
+        assert len(cached) >= 1
