@@ -4,6 +4,8 @@ answered in turn and resumed, forged and replayed answers refused, and completio
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -286,3 +288,33 @@ def test_withdrawn_learner_cannot_answer(place: Place) -> None:
         study.enrolment_of(session, me, "safe-money")
     with place.kernel.factory() as session:
         assert session.scalar(select(Enrolment.status).where(Enrolment.inmate_id == me)) == "withdrawn"
+
+
+def test_two_enrolments_at_the_same_moment_make_one(place: Place) -> None:
+    """Both see no enrolment yet; the database's unique index lets one in and the other is refused as taken."""
+    with place.kernel.factory.begin() as session:
+        enrolment.withdraw(session, course="safe-money", inmate=INMATE, reason="to enrol again", by="teacher",
+                           now=NOW)
+    first_in = threading.Event()
+    results: list[str] = []
+
+    def enrol(hold: bool) -> None:
+        try:
+            with place.kernel.factory.begin() as session:
+                enrolment.enrol(session, course="safe-money", inmate=INMATE, by="teacher", now=NOW + at(1))
+                if hold:
+                    first_in.set()
+                    time.sleep(0.5)  # the second checks for an open enrolment while this one is not committed
+            results.append("enrolled")
+        except Conflict as exc:
+            results.append(f"refused: {exc}")
+
+    holder = threading.Thread(target=enrol, args=(True,))
+    holder.start()
+    assert first_in.wait(10)
+    enrol(False)
+    holder.join()
+    assert sorted(results) == ["enrolled", f"refused: {INMATE} is enrolled in safe-money already"]
+    with place.kernel.factory() as session:
+        statuses = session.scalars(select(Enrolment.status).join(Inmate).where(Inmate.number == INMATE)).all()
+        assert sorted(statuses) == ["active", "withdrawn"]

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gatehouse.bus import ControlEvent, EnrolmentChanged
@@ -50,6 +51,15 @@ def day_start(text: str, zone: ZoneInfo, what: str, *, after: bool = False) -> d
         raise InvalidInput(f"{what}: {text!r} is not a date; write YYYY-MM-DD") from None
     day += timedelta(days=1) if after else timedelta()
     return datetime.combine(day, time(), zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def _flush(session: Session, taken: str) -> None:
+    """Write now; two enrolments of one inmate in one course at the same moment meet the database's unique index,
+    and the second is refused like one made after the first."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(taken) from None
 
 
 def _emit(session: Session, outcome: Outcome, event: ControlEvent, now: datetime) -> None:
@@ -111,7 +121,7 @@ def _activate(session: Session, outcome: Outcome, course: Course, inmate: Inmate
         session.add(row)
     row.status, row.version_id, row.starts_at, row.ends_at = S.ACTIVE.value, version.id, starts, ends_at
     row.decided_at, row.decided_by = now, by
-    session.flush()
+    _flush(session, f"{inmate.number} is enrolled in {course.slug} already")
     outcome.enrolments.append(row)
     _emit(session, outcome, EnrolmentChanged(inmate.number, course.slug, True), now)
     return row
@@ -183,7 +193,7 @@ def request_enrolment(session: Session, *, course: str, inmate: str, now: dateti
     asked = Enrolment(course=row, inmate=person, status=S.REQUESTED.value, starts_at=now, requested_at=now,
                       created_at=now, created_by=person.number)
     session.add(asked)
-    session.flush()
+    _flush(session, f"{person.number} has asked for or is enrolled in {row.slug} already")
     return asked
 
 
