@@ -8,7 +8,6 @@ One platform and one Chromium serve the module; each test makes its own inmates,
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import subprocess
 import sys
@@ -24,24 +23,22 @@ from playwright.async_api import Browser, Page, Response, expect
 from gatehouse.cli.ops import initialise
 from gatehouse.cli.serve import running
 from gatehouse.db.engine import utcnow
-from gatehouse.facility import ensure_facility
-from gatehouse.inmates import add_inmate
 from gatehouse.learning import catalog
 from gatehouse.learning.package import load_package
 from portal import i18n
 from tests.conftest import Origin
-from tests.helpers import NEEDS_CHROMIUM, PIN, Platform, launched_chromium, populate
-from tests.test_browser_portal import AXE_OPTIONS, as_staff, inmate_login, opened
+from tests.helpers import NEEDS_CHROMIUM, Platform, populate
+from tests.test_browser_portal import AXE_OPTIONS, as_staff, browser, inmate_login, new_inmate, opened, signed_in
 from tests.test_course_package import build
 from tests.test_learning_study import FILES, RIGHT, WRONG
 
+__all__ = ["browser", "signed_in"]  # the shared browser and staff logins, as fixtures of this module
 pytestmark = [
     NEEDS_CHROMIUM,
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
-_serial = itertools.count(1)
 SECRET_ANSWERS = ("pin code",)
 """Accepted answers that appear nowhere in the course's pages: seen before grading means leaked."""
 FEEDBACK_FILES = {**FILES, "quizzes/practice.yaml": str(FILES["quizzes/practice.yaml"]).replace(
@@ -69,29 +66,6 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
                 catalog.import_course(session, course, by="teacher", now=utcnow())
         await asyncio.to_thread(seed)
         yield Platform(up, Origin(), settings)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launched_chromium() as chromium:
-        yield chromium
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def signed_in() -> dict[str, Any]:
-    return {}
-
-
-async def new_inmate(site: Platform, language: str = "en") -> str:
-    number = f"L{next(_serial):03d}"
-
-    def add() -> None:
-        with site.up.kernel.factory.begin() as session:
-            facility = ensure_facility(session, site.settings)
-            add_inmate(session, facility, number=number, name=f"Learner {number}", language=language, pin=PIN)
-
-    await asyncio.to_thread(add)
-    return number
 
 
 async def teacher_enrols(page: Page, site: Platform, number: str, course: str = "safe-money") -> None:
@@ -204,7 +178,7 @@ async def test_inmate_learns_fails_retries_passes_and_takes_a_verifiable_certifi
         await (await waiting.value).save_as(pdf)
         text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                               check=True).stdout
-        assert f"Learner {number}" in text and "Money safely" in text and "100%" in text
+        assert f"Test Inmate {number}" in text and "Money safely" in text and "100%" in text
         code = re.search(r"\b[0-9A-Z]{5}-[0-9A-Z]{5}\b", text)
         assert code is not None, text
 
@@ -221,7 +195,7 @@ async def test_inmate_learns_fails_retries_passes_and_takes_a_verifiable_certifi
         await visitor.locator("#code").fill(code.group(0))
         await visitor.get_by_role("button", name="Check the code").click()
         await expect(visitor.get_by_test_id("verdict")).to_have_attribute("data-valid", "yes")
-        await expect(visitor.get_by_test_id("verdict")).to_contain_text(f"Learner {number}")
+        await expect(visitor.get_by_test_id("verdict")).to_contain_text(f"Test Inmate {number}")
 
     async with as_staff(browser, site, signed_in, "education") as teacher:
         await teacher.goto(f"{site.portal}/teach/courses/safe-money")
@@ -337,7 +311,7 @@ async def test_teacher_screens_have_no_axe_violations(site: Platform, browser: B
         csv = await page.request.get(f"{site.portal}/teach/courses/safe-money?format=csv")
         lines = (await csv.text()).splitlines()
         assert lines[0].startswith("inmate,name,groups,course,status,progress_percent")
-        assert any(line.startswith(f"{number},Learner {number},") for line in lines[1:])
+        assert any(line.startswith(f"{number},Test Inmate {number},") for line in lines[1:])
         shown = await page.locator("[data-testid=learners] tbody tr").count()
         assert shown == len(lines) - 1  # the CSV matches the screen
     assert [p for p in pages if p] == []
