@@ -337,3 +337,47 @@ async def test_a_lesson_can_be_listened_to_in_its_language(site: Platform, brows
         assert await again.body() == body  # made once, then from the cache
         cached = list((site.settings.data_dir / "cache" / "speech").glob("*.wav"))
         assert len(cached) >= 1
+
+
+async def test_teacher_edits_a_draft_with_preview_and_publishes_it(site: Platform, browser: Browser,
+                                                                  signed_in: dict[str, Any], tmp_path: Path) -> None:
+    def seed() -> None:
+        files = {**FILES, "course.yaml": str(FILES["course.yaml"]).replace("id: safe-money", "id: drafted")}
+        with site.up.kernel.factory.begin() as session:
+            catalog.import_course(session, load_package(build(tmp_path / "pkg", files)), by="teacher", now=utcnow())
+    await asyncio.to_thread(seed)
+    problems: list[str] = []
+    async with as_staff(browser, site, signed_in, "education", axe=True) as page:
+        await page.goto(f"{site.portal}/teach/courses/drafted")
+        await page.get_by_test_id("edit-draft").click()
+        await page.get_by_role("button", name="Make a draft").click()
+        await expect(page.get_by_role("status")).to_contain_text("A draft was made")
+        problems.append(await axe(page, "draft"))
+        await page.get_by_role("link", name="Cash", exact=True).click()
+        await expect(page.locator("#text")).to_have_value("# Cash\n\nAbout cash.\n")
+        await page.locator("#text").fill("# Cash and coins\n\nCount your **coins**.\n")
+        await page.get_by_role("button", name="Preview").click()
+        await expect(page.get_by_test_id("preview").locator("strong")).to_have_text("coins")
+        problems.append(await axe(page, "edit with a preview"))
+        await page.locator("#text").fill("No title here\n")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Not saved")
+        await expect(page.get_by_test_id("problems")).to_contain_text("lessons/cash.md:1: no title")
+        await expect(page.locator("#text")).to_have_value("No title here\n")  # nothing typed is lost
+        problems.append(await axe(page, "edit with problems"))
+        await page.locator("#text").fill("# Cash and coins\n\nCount your **coins**.\n")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("status")).to_have_text("Saved in the draft.")
+        await page.get_by_role("button", name="Move down: Cash and coins").click()
+        await expect(page.get_by_test_id("draft-lessons-1").locator("li").first).to_have_attribute(
+            "data-file", "lessons/bank.md")
+        await page.get_by_role("button", name="Publish this draft").click()
+        await expect(page.get_by_test_id("versions").locator('tr[data-version="2"]')).to_contain_text("published")
+    assert [p for p in problems if p] == []
+    number = await new_inmate(site)
+    async with as_staff(browser, site, signed_in, "education") as teacher:
+        await teacher_enrols(teacher, site, number, "drafted")
+    async with opened(browser) as learner:
+        await inmate_login(learner, site, number)
+        await learner.goto(f"{site.portal}/learning/drafted/lesson/2")
+        await expect(learner.get_by_test_id("lesson").get_by_role("heading", level=1)).to_have_text("Cash and coins")

@@ -69,6 +69,8 @@ class Tag(enum.StrEnum):
     LEARNING_COURSE_IMPORTED = "learning:course:imported"
     LEARNING_COURSE_EXPORTED = "learning:course:exported"
     LEARNING_COURSE_PUBLISHED = "learning:course:published"
+    LEARNING_COURSE_EDITED = "learning:course:edited"
+    """A draft version made, or a file of one changed, in the portal."""
     LEARNING_ENROLMENT_ADDED = "learning:enrolment:added"
     LEARNING_ENROLMENT_WITHDRAWN = "learning:enrolment:withdrawn"
     LEARNING_ENROLMENT_REQUESTED = "learning:enrolment:requested"

@@ -30,6 +30,8 @@ from policies.snapshot import Snapshot
 from portal.auth.services import announce, record
 
 T = TypeVar("T")
+MEDIA_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+"""A course file is shown, never run: an SVG's or a PDF's scripts stay inert."""
 
 
 async def read(kernel: Kernel, work: Callable[[Session], T]) -> T:

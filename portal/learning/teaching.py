@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -23,8 +24,9 @@ from gatehouse.audit import AuditEvent, Tag
 from gatehouse.db.engine import utcnow
 from gatehouse.db.models import Inmate, StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
-from gatehouse.learning import awards, catalog, enrolment, reports
+from gatehouse.learning import authoring, awards, catalog, content, enrolment, lessons, reports
 from gatehouse.learning.models import Course, CourseVersion, Enrolment, IssuedCertificate
+from gatehouse.learning.package import Course as Course_
 from gatehouse.learning.package import PackageError, Site, load_package
 from portal import i18n
 from portal.access import acting, staff
@@ -33,7 +35,7 @@ from portal.i18n import N_, _
 from portal.keys import KERNEL
 from portal.layout import facility_zone, render
 from portal.learning import services
-from portal.learning.services import change, read
+from portal.learning.services import MEDIA_POLICY, change, read
 
 routes = web.RouteTableDef()
 education = staff(StaffRole.EDUCATION)
@@ -423,3 +425,144 @@ async def inmate_report(request: web.Request) -> web.Response:
             "Content-Disposition": f'attachment; filename="{number}-learning.csv"'})
     return render(request, "learning/teach_inmate.html", {"number": number.upper(), "lines": lines})
 
+
+
+# -- authoring: a draft edited file by file --------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DraftPage:
+    slug: str
+    version: CourseVersion
+    course: Course_
+    files: list[str]
+    lesson_numbers: dict[str, int]
+
+
+def _draft_page(session: Session, slug: str) -> DraftPage | None:
+    waiting = [v for v in catalog.versions(session, slug) if v.status == "draft"]
+    if not waiting:
+        return None
+    version = waiting[-1]
+    course = catalog.course_of(version)
+    return DraftPage(slug, version, course, sorted(authoring.files_of(session, version)),
+                     {lesson.file: n for n, lesson in enumerate(content.lessons_of(course), 1)})
+
+
+@routes.get("/teach/courses/{slug}/draft", name="teach-draft")
+@education
+async def draft_page(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    try:
+        page = await read(request.app[KERNEL], lambda s: _draft_page(s, slug))
+    except NotFound:
+        raise web.HTTPNotFound(text=_("There is no such course.")) from None
+    done = {"made": _("A draft was made from the published version. Learners see nothing of it until you publish "
+                      "it."), "saved": _("Saved in the draft."), "moved": _("The lesson was moved.")}.get(
+        request.query.get("done", ""), "")
+    return render(request, "learning/teach_draft.html", {"slug": slug, "page": page, "done": done,
+                                                         "message": request.query.get("problem", "")})
+
+
+@routes.post("/teach/courses/{slug}/draft", name="teach-draft-make")
+@education
+async def make_draft(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+
+    def work(session: Session, actor: str) -> str:
+        made = authoring.draft(session, slug, by=actor, now=utcnow())
+        return f"course {slug}: draft version {made.number}"
+    try:
+        await _act(request, Tag.LEARNING_COURSE_EDITED, work)
+    except NotFound:
+        raise web.HTTPNotFound(text=_("There is no such course.")) from None
+    raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft?done=made")
+
+
+async def _editor(request: web.Request, file: str, text: str | None = None, status: int = 200,
+                  problems: list[str] | None = None, preview: str = "", message: str = "") -> web.Response:
+    slug = request.match_info["slug"]
+    page = await read(request.app[KERNEL], lambda s: _draft_page(s, slug))
+    if page is None:
+        raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft")
+    if text is None:
+        version_id = page.version.id
+        files = await read(request.app[KERNEL], lambda s: authoring.files_of(s, catalog.version(s, version_id)))
+        if file not in files:
+            raise web.HTTPNotFound(text=_("The course has no such file."))
+        text = files[file]
+    return render(request, "learning/teach_edit.html", {
+        "slug": slug, "page": page, "file": file, "text": text, "problems": problems or [], "preview": preview,
+        "message": message}, status)
+
+
+@routes.get("/teach/courses/{slug}/draft/edit", name="teach-edit")
+@education
+async def edit_form(request: web.Request) -> web.Response:
+    return await _editor(request, request.query.get("file", "course.yaml"))
+
+
+@routes.post("/teach/courses/{slug}/draft/edit", name="teach-edit-save")
+@education
+async def edit_save(request: web.Request) -> web.Response:
+    """Preview shows the lesson as learners will see it, or the package's problems; Save stores the file only if
+    the whole package is still sound. Either way the text stays in the editor: nothing typed is lost."""
+    slug = request.match_info["slug"]
+    data = await request.post()
+    file, text = str(data.get("file", "")), str(data.get("text", ""))
+    page = await read(request.app[KERNEL], lambda s: _draft_page(s, slug))
+    if page is None:
+        raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft")
+    version_id = page.version.id
+    try:
+        if data.get("action") == "preview":
+            await read(request.app[KERNEL], lambda s: authoring.check(s, catalog.version(s, version_id), {file: text}))
+            shown = lessons.render_lesson(text, lambda path: f"/teach/courses/{slug}/draft/{path}") \
+                if file.endswith(".md") else ""
+            return await _editor(request, file, text, preview=shown, message="")
+        def work(session: Session, actor: str) -> str:
+            saved = authoring.edit(session, version_id, file, text)
+            return f"course {slug} draft version {saved.number}: {file} saved"
+        await _act(request, Tag.LEARNING_COURSE_EDITED, work)
+    except PackageError as exc:
+        return await _editor(request, file, text, 400, exc.errors, message=_(
+            "Not saved: the course would have %(num)d problems. Mend them and save again.") % {"num": len(exc.errors)})
+    except (Conflict, InvalidInput, NotFound) as exc:
+        return await _editor(request, file, text, 409, message=_("Not saved: %(problem)s") % {"problem": str(exc)})
+    raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft?done=saved")
+
+
+@routes.post("/teach/courses/{slug}/draft/move", name="teach-move")
+@education
+async def move(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    data = await request.post()
+    try:
+        number, delta = int(str(data.get("lesson", ""))), -1 if data.get("direction") == "up" else 1
+        version_id = int(str(data.get("version", "")))
+    except ValueError:
+        raise web.HTTPBadRequest(text=_("Choose a lesson to move.")) from None
+    def work(session: Session, actor: str) -> str:
+        moved = authoring.move_lesson(session, version_id, number, delta)
+        return f"course {slug} draft version {moved.number}: lesson {number} moved {'up' if delta < 0 else 'down'}"
+    try:
+        await _act(request, Tag.LEARNING_COURSE_EDITED, work)
+    except (Conflict, InvalidInput, NotFound) as exc:
+        raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft?problem={quote(str(exc))}") from None
+    raise web.HTTPSeeOther(f"/teach/courses/{slug}/draft?done=moved")
+
+
+@routes.get("/teach/courses/{slug}/draft/media/{path:.+}", name="teach-draft-media")
+@education
+async def draft_media(request: web.Request) -> web.Response:
+    """The draft's media, for the preview (staff only; learners get theirs through their enrolment)."""
+    slug, path = request.match_info["slug"], "media/" + request.match_info["path"]
+
+    def work(session: Session) -> tuple[str, bytes] | None:
+        page = _draft_page(session, slug)
+        found = None if page is None else catalog.media(session, page.version.id, path)
+        return None if found is None else (found.content_type, found.data)
+    got = await read(request.app[KERNEL], work)
+    if got is None:
+        raise web.HTTPNotFound(text=_("The course has no such file."))
+    return web.Response(body=got[1], headers={"Content-Type": got[0], "Cache-Control": "private, max-age=600",
+                                              "Content-Security-Policy": MEDIA_POLICY})

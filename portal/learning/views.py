@@ -201,8 +201,7 @@ async def media(request: web.Request) -> web.Response:
     except NotFound:
         raise _missing() from None
     headers = {"Cache-Control": "private, max-age=3600", "Content-Disposition": "inline",
-               # A file is shown, never run: an SVG's or a PDF's scripts stay inert.
-               "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"}
+               "Content-Security-Policy": services.MEDIA_POLICY}
     return web.Response(body=data, headers={**headers, "Content-Type": kind})
 
 
