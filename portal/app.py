@@ -21,12 +21,14 @@ from portal.auth.views import routes as auth_routes
 from portal.control.views import routes as control_routes
 from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
+from portal.learning import services as learning
 from portal.learning.teaching import routes as teaching_routes
 from portal.learning.views import routes as learning_routes
 from portal.review import services as review
 from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
 from portal.staff.views import routes as staff_routes
+from portal.tasks import repeat
 
 HERE = Path(__file__).parent
 DOMAINS = ("auth", "staff", "admin", "review", "control", "learning")
@@ -48,13 +50,16 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def alert_scanner(app: web.Application) -> AsyncIterator[None]:
-    """Rules over the audit log run in the portal, every `audit.alert_scan_seconds`."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(review.scan_forever(app[KERNEL], stop))
+async def rounds(app: web.Application) -> AsyncIterator[None]:
+    """What the portal does by itself: rules over the audit log every `audit.alert_scan_seconds`, and enrolments
+    whose last day passed marked ended every minute (the gateway closed their sites at that date already)."""
+    kernel, stop = app[KERNEL], asyncio.Event()
+    tasks = [asyncio.create_task(review.scan_forever(kernel, stop)),
+             asyncio.create_task(repeat(stop, learning.SWEEP_SECONDS, lambda: learning.sweep_ended(kernel),
+                                        "learning: ending enrolments past their last day"))]
     yield
     stop.set()
-    await task
+    await asyncio.gather(*tasks)
 
 
 def templates() -> jinja2.BaseLoader:
@@ -84,6 +89,6 @@ def create_app(kernel: Kernel) -> web.Application:
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
-    app.cleanup_ctx.append(alert_scanner)
+    app.cleanup_ctx.append(rounds)
     check_routes(app)
     return app

@@ -21,7 +21,7 @@ from gatehouse.db.models import Inmate
 from gatehouse.errors import Conflict, InvalidInput, NotFound
 from gatehouse.kernel import Kernel
 from gatehouse.learning import awards, catalog, enrolment, grants, study
-from gatehouse.learning.models import Answer, Attempt, Enrolment
+from gatehouse.learning.models import Answer, Attempt, Enrolment, EnrolmentStatus
 from gatehouse.learning.package import load_package
 from gatehouse.settings import Settings
 from tests.helpers import INMATE, OTHER_INMATE, populate
@@ -318,3 +318,27 @@ def test_two_enrolments_at_the_same_moment_make_one(place: Place) -> None:
     with place.kernel.factory() as session:
         statuses = session.scalars(select(Enrolment.status).join(Inmate).where(Inmate.number == INMATE)).all()
         assert sorted(statuses) == ["active", "withdrawn"]
+
+
+def test_release_closes_every_open_enrolment_and_the_sweep_ends_past_ones(place: Place) -> None:
+    with place.kernel.factory.begin() as session:
+        catalog.import_course(session, load_package(build(place.settings.data_dir / "two", {
+            **FILES, "course.yaml": str(FILES["course.yaml"]).replace("id: safe-money", "id: second")})),
+            by="teacher", now=NOW)
+        enrolment.request_enrolment(session, course="second", inmate=INMATE, now=NOW)
+        me = session.scalar(select(Inmate).where(Inmate.number == INMATE))
+        assert me is not None
+        released = enrolment.close_all(session, me, EnrolmentStatus.ENDED, "released", NOW + at(5))
+        assert released.events == [EnrolmentChanged(INMATE, "safe-money", False)]  # the request opened nothing
+        assert sorted((r.course.slug, r.status, r.reason) for r in released.enrolments) == [
+            ("safe-money", "ended", "released"), ("second", "ended", "released")]
+        enrolment.enrol(session, course="second", inmate=OTHER_INMATE, by="teacher", now=NOW,
+                        ends_at=NOW + at(60))
+    with place.kernel.factory.begin() as session:
+        assert enrolment.sweep_ended(session, NOW + at(59)).enrolments == []
+        swept = enrolment.sweep_ended(session, NOW + at(60))
+        assert [(r.inmate.number, r.course.slug, r.status) for r in swept.enrolments] == [
+            (OTHER_INMATE, "second", "ended")]
+        assert swept.events == [EnrolmentChanged(OTHER_INMATE, "second", False)]
+    with place.kernel.factory() as session:
+        assert grants.active_courses(session, place.inmate_id(INMATE), NOW + at(10)) == frozenset()

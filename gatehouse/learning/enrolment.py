@@ -231,11 +231,28 @@ def complete(session: Session, enrolment: Enrolment, now: datetime) -> Outcome:
     return outcome
 
 
+def close_all(session: Session, inmate: Inmate, status: EnrolmentStatus, reason: str, now: datetime) -> Outcome:
+    """Every open enrolment of the inmate ends (`ended` at release, `transferred` at a transfer): their courses'
+    sites close and requests waiting for an answer are dropped."""
+    outcome = Outcome()
+    for row in session.scalars(select(Enrolment).where(Enrolment.inmate_id == inmate.id,
+                                                       Enrolment.status.in_(OPEN_STATUSES))):
+        outcome.enrolments.append(row)
+        if row.status == S.REQUESTED.value:
+            row.status, row.reason, row.closed_at = status.value, reason, now
+        else:
+            _close(session, outcome, row, status, now, reason)
+    outcome.summary = f"{len(outcome.enrolments)} enrolments of {inmate.number} closed: {reason}"
+    return outcome
+
+
 def sweep_ended(session: Session, now: datetime) -> Outcome:
-    """Enrolments whose end date passed become `ended` (the gateway stopped opening their sites at that date)."""
+    """Enrolments whose end date passed become `ended` (the gateway stopped opening their sites at that date).
+    Portals on several nodes may sweep at once: a row another is sweeping is skipped, not closed twice."""
     outcome = Outcome()
     rows = session.scalars(select(Enrolment).where(Enrolment.status == S.ACTIVE.value,
-                                                   Enrolment.ends_at.is_not(None), Enrolment.ends_at <= now))
+                                                   Enrolment.ends_at.is_not(None), Enrolment.ends_at <= now)
+                           .with_for_update(skip_locked=True, of=Enrolment))
     for row in rows:
         outcome.enrolments.append(row)
         _close(session, outcome, row, S.ENDED, now, "the end date passed")

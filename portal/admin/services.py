@@ -21,11 +21,14 @@ from gatehouse.errors import Conflict, NotFound
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate, find_inmate, set_groups, set_pin
 from gatehouse.kernel import Kernel
+from gatehouse.learning import enrolment
+from gatehouse.learning.models import EnrolmentStatus
 from gatehouse.roster import RosterReport, apply_roster, parse_roster
 from gatehouse.sessions import EndReason
 from gatehouse.terminals import add_terminal, ensure_unit, remove_terminal
 from portal.admin.forms import InmateEdit, NewInmate, NewStaff, NewTerminal
 from portal.auth.services import announce, record
+from portal.learning import services as learning
 
 PAGE = 50
 
@@ -291,7 +294,8 @@ async def add_inmate_now(kernel: Kernel, form: NewInmate, actor: str, address: s
     await record(kernel, _event(Tag.ADMIN_INMATE_ADDED, actor, address, form.number))
 
 
-def _save_inmate(kernel: Kernel, number: str, form: InmateEdit) -> tuple[str, list[tuple[str, str]]]:
+def _save_inmate(kernel: Kernel, number: str, form: InmateEdit
+                 ) -> tuple[str, list[tuple[str, str]], enrolment.Outcome]:
     with kernel.factory.begin() as session:
         inmate = find_inmate(session, number)
         before = f"{inmate.name}|{inmate.language}|{','.join(inmate.group_names)}|{inmate.status}"
@@ -301,6 +305,9 @@ def _save_inmate(kernel: Kernel, number: str, form: InmateEdit) -> tuple[str, li
             inmate.failed_attempts, inmate.locked_until = 0, None
         if form.pin:
             set_pin(session, inmate.number, form.pin)
+        released = form.status == InmateStatus.RELEASED.value and not before.endswith(f"|{form.status}")
+        closed = enrolment.close_all(session, inmate, EnrolmentStatus.ENDED, "released", utcnow()) if released \
+            else enrolment.Outcome()
         after = f"{inmate.name}|{inmate.language}|{','.join(inmate.group_names)}|{inmate.status}"
         reason = f"{inmate.number} {before} -> {after}" + (" pin-set" if form.pin else "") + (
             " unlocked" if form.unlock else "")
@@ -311,14 +318,15 @@ def _save_inmate(kernel: Kernel, number: str, form: InmateEdit) -> tuple[str, li
                                                                     InmateSession.ended_at.is_(None))):
                 row.ended_at, row.end_reason = now, EndReason.SUSPENDED.value
                 cut.append((row.terminal.address, row.token))
-        return reason, cut
+        return reason, cut, closed
 
 
 async def save_inmate(kernel: Kernel, number: str, form: InmateEdit, actor: str, address: str) -> None:
     """A suspended or released inmate's open session ends at once, and with it their connections."""
-    reason, cut = await asyncio.to_thread(_save_inmate, kernel, number, form)
+    reason, cut, closed = await asyncio.to_thread(_save_inmate, kernel, number, form)
     for terminal_address, token in cut:
         await announce(kernel, SessionEnded(terminal_address, token, EndReason.SUSPENDED))
+    await learning.closed(kernel, closed, actor, "released")
     tag = Tag.ADMIN_INMATE_PIN_SET if form.pin and reason.endswith("pin-set") else Tag.ADMIN_INMATE_CHANGED
     await record(kernel, _event(tag, actor, address, reason + (f" sessions-ended={len(cut)}" if cut else "")))
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatehouse.audit import AuditEvent, Tag
+from gatehouse.db.engine import utcnow
 from gatehouse.db.models import Inmate
 from gatehouse.errors import NotFound
 from gatehouse.inmates import find_inmate
@@ -344,3 +345,25 @@ async def verify_code(kernel: Kernel, code: str) -> tuple[Verdict, dict[str, Any
 
 def key_document(kernel: Kernel) -> bytes:
     return awards.key_document(kernel.settings)
+
+
+# -- the portal's own rounds ---------------------------------------------------------------------------------------
+
+SWEEP_SECONDS = 60.0
+
+
+async def sweep_ended(kernel: Kernel) -> int:
+    """Enrolments whose last day has passed become `ended`, each recorded with its grant closed."""
+    outcome = await change(kernel, lambda s: enrolment.sweep_ended(s, utcnow()))
+    await closed(kernel, outcome, "system", "the last day passed")
+    return len(outcome.enrolments)
+
+
+async def closed(kernel: Kernel, outcome: enrolment.Outcome, actor: str, why: str) -> None:
+    """Record and announce enrolments another change closed (the end date, a release)."""
+    for row in outcome.enrolments:
+        await record(kernel, AuditEvent(Tag.LEARNING_GRANT_CLOSED, "portal", actor=actor, decision="deny",
+                                        reason=f"{row.inmate.number}: the sites of course {row.course.slug} close: "
+                                               f"{why}"))
+    for event in outcome.events:
+        await announce(kernel, event)

@@ -14,9 +14,7 @@ from datetime import datetime, timedelta
 from typing import IO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from gatehouse.audit import AuditEvent, AuditUnavailable, Tag, review
+from gatehouse.audit import AuditEvent, Tag, review
 from gatehouse.audit import alerts as rules
 from gatehouse.audit.exports import Export
 from gatehouse.audit.review import Bar, Cursor, Filters
@@ -26,6 +24,7 @@ from gatehouse.db.models import AuditAlert, AuditRecord
 from gatehouse.kernel import Kernel
 from portal import i18n
 from portal.auth.services import record
+from portal.tasks import repeat
 
 log = logging.getLogger(__name__)
 
@@ -154,22 +153,8 @@ async def scan_alerts(kernel: Kernel, lookback: timedelta = timedelta(hours=2)) 
 
 async def scan_forever(kernel: Kernel, stop: asyncio.Event) -> None:
     """The portal's alert loop; a failing scan is logged once and tried again at the next interval."""
-    failing = False
-    while not stop.is_set():
-        try:
-            await scan_alerts(kernel)
-            if failing:
-                log.warning("audit alerts: scanning works again")
-            failing = False
-        except (SQLAlchemyError, OSError, AuditUnavailable) as exc:
-            if not failing:
-                log.error("audit alerts: scan failed (%s); retrying every %s s", exc,
-                          kernel.settings["audit.alert_scan_seconds"])
-            failing = True
-        try:
-            await asyncio.wait_for(stop.wait(), kernel.settings["audit.alert_scan_seconds"])
-        except TimeoutError:
-            pass
+    await repeat(stop, kernel.settings["audit.alert_scan_seconds"], lambda: scan_alerts(kernel),
+                 "audit alerts: scanning")
 
 
 def _alerts(kernel: Kernel, since: datetime, rule: str) -> list[AuditAlert]:
