@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import aiohttp
 from sqlalchemy import select
 
+from gatehouse.db.engine import utcnow
 from gatehouse.db.models import Inmate, StaffAccount
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate
+from gatehouse.learning import catalog, enrolment
+from gatehouse.learning.package import load_package
 from tests.helpers import CELL, INMATE, PIN, Platform, csrf_from, staff_client
+from tests.test_course_package import GOOD, build
 
 ADMIN_ADDR, OTHER_ADDR = "127.0.0.20", "127.0.0.21"
 
@@ -246,3 +251,20 @@ async def test_every_portal_request_is_recorded_with_the_roles_of_who_made_it(pl
     reasons = {(r.path, r.status, r.reason) for r in served}
     assert (f"/admin/inmates/{INMATE}", 200, "role=admin,education route=/admin/inmates/{number}") in reasons
     assert ("/staff/enrol", 200, "role=pending route=/staff/enrol") in reasons
+
+
+async def test_release_closes_the_inmates_courses(platform: Platform, tmp_path: Path) -> None:
+    """Released in the admin screen: the course's enrolment ends with the reason, and its grant closes on record."""
+    with platform.up.kernel.factory.begin() as db:
+        catalog.import_course(db, load_package(build(tmp_path / "pkg", GOOD)), by="teacher", now=utcnow())
+        enrolment.enrol(db, course="job-letters", inmate=INMATE, by="teacher", now=utcnow())
+    async with staff_client(platform, ADMIN_ADDR, "ada", ["admin"]) as admin:
+        status, _, body = await submit(platform, admin, f"/admin/inmates/{INMATE}", f"/admin/inmates/{INMATE}", {
+            "name": "Jan Peeters", "language": "en", "groups": "", "status": "released", "pin": ""})
+        assert status == 200 and "The changes were saved." in body
+    with platform.up.kernel.factory() as db:
+        rows = [(r.course.slug, r.status, r.reason) for r in enrolment.enrolments_of(db, INMATE)]
+        assert rows == [("job-letters", "ended", "released")]
+    closed = platform.records(tag="learning:grant:closed")
+    assert [(r.actor, r.reason) for r in closed] == [
+        ("ada", f"{INMATE}: the sites of course job-letters close: released")]
