@@ -8,6 +8,7 @@ One platform and one Chromium serve the module; each test makes its own inmates,
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -150,6 +151,7 @@ async def test_inmate_learns_fails_retries_passes_and_takes_a_verifiable_certifi
         await page.get_by_role("button", name="I have finished this lesson").click()
         await page.wait_for_url(f"{site.portal}/learning/safe-money")
         await expect(page.locator("[data-testid=lessons-1] li[data-done=yes]")).to_have_count(2)
+        await expect(page.get_by_test_id("module-1-done")).to_have_text("2 of 2 lessons done")
         await expect(page.get_by_test_id("percent")).to_have_text("75% done")
 
         # Fail the final quiz...
@@ -314,6 +316,16 @@ async def test_teacher_screens_have_no_axe_violations(site: Platform, browser: B
         assert any(line.startswith(f"{number},Test Inmate {number},") for line in lines[1:])
         shown = await page.locator("[data-testid=learners] tbody tr").count()
         assert shown == len(lines) - 1  # the CSV matches the screen
+        chart = page.get_by_test_id("progress-chart")
+        await expect(chart.locator("svg[role=img] title").first).to_have_text("Learners by progress")
+        banded = [int(n) for n in await page.get_by_test_id("bands").locator("td").all_inner_texts()]
+        assert sum(banded) == sum(1 for line in lines[1:] if ",requested," not in line and ",refused," not in line)
+        await page.goto(f"{site.portal}/teach/inmates/{number}")
+        async with page.expect_download() as waiting:
+            await page.get_by_test_id("record").click()
+        signed = json.loads(Path(await (await waiting.value).path()).read_text(encoding="utf-8"))
+        assert signed["inmate"]["number"] == number and [c["course"] for c in signed["courses"]] == ["safe-money"]
+        assert signed["proof"]["type"] == "Ed25519Signature"
     assert [p for p in pages if p] == []
 
 

@@ -98,6 +98,17 @@ def hardest(session: Session, slug: str, limit: int = 10) -> list[Hard]:
     return sorted(found, key=lambda h: (h.right / h.answered if h.answered else 1, -h.answered, h.question))[:limit]
 
 
+BANDS = ((0, 24), (25, 49), (50, 74), (75, 99), (100, 100))
+"""Progress bands of the course chart, in percent, bounds included."""
+
+
+def progress_bands(lines: Iterable[Line]) -> list[tuple[str, int]]:
+    """How many learners (requests and refusals aside) are in each band of progress."""
+    counted = [line.percent for line in lines if line.status not in ("requested", "refused")]
+    return [(f"{low}%" if low == high else f"{low}-{high}%", sum(1 for p in counted if low <= p <= high))
+            for low, high in BANDS]
+
+
 def to_csv(lines: Iterable[Line]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

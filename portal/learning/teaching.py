@@ -24,18 +24,20 @@ from gatehouse.audit import AuditEvent, Tag
 from gatehouse.db.engine import utcnow
 from gatehouse.db.models import Inmate, StaffRole
 from gatehouse.errors import Conflict, InvalidInput, NotFound
-from gatehouse.learning import authoring, awards, catalog, content, enrolment, lessons, reports
+from gatehouse.learning import authoring, awards, catalog, content, enrolment, lessons, record, reports
 from gatehouse.learning.models import Course, CourseVersion, Enrolment, IssuedCertificate
 from gatehouse.learning.package import Course as Course_
 from gatehouse.learning.package import PackageError, Site, load_package
 from portal import i18n
 from portal.access import acting, staff
-from portal.auth.services import announce, record
+from portal.auth.services import announce
+from portal.auth.services import record as services_record
 from portal.i18n import N_, _
 from portal.keys import KERNEL
 from portal.layout import facility_zone, render
 from portal.learning import services
 from portal.learning.services import MEDIA_POLICY, change, read
+from portal.review import charts
 
 routes = web.RouteTableDef()
 education = staff(StaffRole.EDUCATION)
@@ -84,13 +86,13 @@ async def _act(request: web.Request, tag: Tag, work: Callable[[Session, str], en
     actor, address = acting(request)
     outcome = await change(kernel, lambda s: work(s, actor))
     summary = outcome if isinstance(outcome, str) else outcome.summary
-    await record(kernel, AuditEvent(tag, "portal", actor=actor, client_addr=address, decision="allow",
+    await services_record(kernel, AuditEvent(tag, "portal", actor=actor, client_addr=address, decision="allow",
                                     reason=summary))
     if isinstance(outcome, enrolment.Outcome):
         for row in outcome.enrolments:
             if tag in (Tag.LEARNING_ENROLMENT_ADDED, Tag.LEARNING_ENROLMENT_WITHDRAWN):
                 opened = tag is Tag.LEARNING_ENROLMENT_ADDED
-                await record(kernel, AuditEvent(
+                await services_record(kernel, AuditEvent(
                     Tag.LEARNING_GRANT_OPENED if opened else Tag.LEARNING_GRANT_CLOSED, "portal", actor=actor,
                     client_addr=address, decision="allow" if opened else "deny",
                     reason=f"{row.inmate.number}: the sites of course {row.course.slug} "
@@ -204,9 +206,20 @@ async def _course(request: web.Request, status: int = 200, **context: Any) -> we
     hard = await read(request.app[KERNEL], lambda s: reports.hardest(s, slug))
     sites = services.site_states(request.app[KERNEL].policies.snapshot, page.sites, services.course_subject(slug),
                                  utcnow())
+    bands = reports.progress_bands(page.lines)
+    charts_shown = {
+        "progress": charts.horizontal_bars(
+            "progress", [(band, n, 0) for band, n in bands], title=_("Learners by progress"),
+            description=_("How many learners have done how much of the course; the table below has each one."),
+            allowed_label=_("learners"), denied_label=""),
+        "hard": charts.horizontal_bars(
+            "hard", [(h.prompt, h.right, h.answered - h.right) for h in hard], title=_("Hardest questions"),
+            description=_("Right and wrong answers to the questions answered wrong most often."),
+            allowed_label=_("right"), denied_label=_("wrong")) if hard else ""}
     done = DONE.get(request.query.get("done", ""))
     return render(request, "learning/teach_course.html", {
-        "page": page, "hard": hard, "group": group, "sites": sites, "done": _(done) if done else "",
+        "page": page, "hard": hard, "group": group, "sites": sites, "bands": bands, "charts": charts_shown,
+        "done": _(done) if done else "",
         "errors": context.pop("errors", {}), "values": context.pop("values", {}), **context}, status)
 
 
@@ -410,6 +423,25 @@ async def answer_request(request: web.Request) -> web.Response:
         return await _requests_page(request, 409, message=_("Nothing was changed: %(problem)s") % {
             "problem": str(exc)})
     raise web.HTTPSeeOther(f"/teach/requests?done={'accepted' if accept else 'refused'}")
+
+
+@routes.get("/teach/inmates/{number}/record.json", name="teach-record")
+@education
+async def learning_record(request: web.Request) -> web.Response:
+    """The inmate's signed learning record, for release or transfer (another facility imports it with
+    `gatehouse certificate record-import` and this facility's published keys)."""
+    number = request.match_info["number"].upper()
+    kernel = request.app[KERNEL]
+    try:
+        data = await read(kernel, lambda s: record.export_record(s, kernel.settings, number, now=utcnow()))
+    except NotFound:
+        raise web.HTTPNotFound(text=_("There is no inmate with this number.")) from None
+    actor, address = acting(request)
+    await services_record(kernel, AuditEvent(Tag.LEARNING_RECORD_EXPORTED, "portal", actor=actor,
+                                             client_addr=address, decision="allow",
+                                             reason=f"learning record of {number}"))
+    return web.Response(body=data, headers={"Content-Type": "application/json",
+                                            "Content-Disposition": f'attachment; filename="{number}-record.json"'})
 
 
 @routes.get("/teach/inmates/{number}", name="teach-inmate")

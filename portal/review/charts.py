@@ -75,10 +75,13 @@ def stacked_columns(key: str, columns: Sequence[Column], *, title: str, descript
 
 
 def _legend(key: str, x: int, y: int, allowed_label: str, denied_label: str) -> str:
-    return (f'<rect x="{x}" y="{y - 10}" width="14" height="12" fill="{ALLOWED}"/>'
-            f'<text x="{x + 20}" y="{y}" fill="{INK}">{escape(allowed_label)}</text>'
-            f'<rect x="{x + 160}" y="{y - 10}" width="14" height="12" fill="url(#{key}-hatch)" stroke="{DENIED}"/>'
-            f'<text x="{x + 180}" y="{y}" fill="{INK}">{escape(denied_label)}</text>')
+    """Both kinds of bar named; a chart of one kind (no `denied_label`) names only that one."""
+    first = (f'<rect x="{x}" y="{y - 10}" width="14" height="12" fill="{ALLOWED}"/>'
+             f'<text x="{x + 20}" y="{y}" fill="{INK}">{escape(allowed_label)}</text>')
+    if not denied_label:
+        return first
+    return first + (f'<rect x="{x + 160}" y="{y - 10}" width="14" height="12" fill="url(#{key}-hatch)" '
+                    f'stroke="{DENIED}"/><text x="{x + 180}" y="{y}" fill="{INK}">{escape(denied_label)}</text>')
 
 
 def horizontal_bars(key: str, rows: Sequence[tuple[str, int, int]], *, title: str, description: str, allowed_label: str,
