@@ -44,40 +44,46 @@ async def facility(tmp_path: Path, origin: Origin, postgres_url: str) -> AsyncIt
     imported and the rule that opens other.test/jobs to it (and no 1-minute budget: INMATE browses from CELL)."""
     redis_port = free_port()
     redis = await start_redis(redis_port)
-    settings = initialise(tmp_path / "data", {
-        "database.url": postgres_url, "redis.url": f"redis://127.0.0.1:{redis_port}/0",
-        "proxy.upstream_ca_file": str(origin.ca_file)}, quiet=True)
-    (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
-    (settings.policy_dir / "test.yaml").write_text(POLICY, encoding="utf-8")
-    (settings.policy_dir / "course.yaml").write_text(COURSE_RULE, encoding="utf-8")
-    populate(settings)
-    kernel = Kernel.open(settings)
+    starting: list[asyncio.Task[tuple[asyncio.subprocess.Process, str]]] = []
     try:
-        with kernel.factory.begin() as session:
-            add_staff(session, username="teacher", roles=["education"], password="a long and private passphrase",
-                      now=utcnow())
-            catalog.import_course(session, load_package(build(tmp_path / "package", GOOD)), by="teacher",
-                                  now=utcnow())
-    finally:
-        kernel.engine.dispose()
-    portal_port = free_port()
-    resolve = [arg for h in HOSTS for arg in ("--resolve", f"{h}:80=127.0.0.1:{origin.http_port}",
-                                              "--resolve", f"{h}:443=127.0.0.1:{origin.https_port}")]
-    public = f"http://127.0.0.1:{portal_port}"
-    (portal, _), (node_a, proxy_a), (node_b, proxy_b) = await asyncio.gather(
-        _start(settings, "portal1", "--only", "portal", "--portal-port", str(portal_port), portal=public),
-        _start(settings, "gwa", "--only", "gateway", "--proxy-port", str(free_port()), *resolve, portal=public),
-        _start(settings, "gwb", "--only", "gateway", "--proxy-port", str(free_port()), *resolve, portal=public))
-    ca = str(ca_cert_file(settings.ca_dir))
-    yield Facility(settings, public, Node(proxy_a, ca, origin), Node(proxy_b, ca, origin), redis,
-                   [portal, node_a, node_b])
-    for proc in (portal, node_a, node_b):
-        if proc.returncode is None:
-            proc.terminate()
-    for proc in (portal, node_a, node_b):
-        await asyncio.wait_for(proc.wait(), 20)
-    redis.kill()
-    await redis.wait()
+        settings = initialise(tmp_path / "data", {
+            "database.url": postgres_url, "redis.url": f"redis://127.0.0.1:{redis_port}/0",
+            "proxy.upstream_ca_file": str(origin.ca_file)}, quiet=True)
+        (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
+        (settings.policy_dir / "test.yaml").write_text(POLICY, encoding="utf-8")
+        (settings.policy_dir / "course.yaml").write_text(COURSE_RULE, encoding="utf-8")
+        populate(settings)
+        kernel = Kernel.open(settings)
+        try:
+            with kernel.factory.begin() as session:
+                add_staff(session, username="teacher", roles=["education"],
+                          password="a long and private passphrase", now=utcnow())
+                catalog.import_course(session, load_package(build(tmp_path / "package", GOOD)), by="teacher",
+                                      now=utcnow())
+        finally:
+            kernel.engine.dispose()
+        portal_port = free_port()
+        resolve = [arg for h in HOSTS for arg in ("--resolve", f"{h}:80=127.0.0.1:{origin.http_port}",
+                                                  "--resolve", f"{h}:443=127.0.0.1:{origin.https_port}")]
+        public = f"http://127.0.0.1:{portal_port}"
+        starting = [asyncio.create_task(start) for start in (
+            _start(settings, "portal1", "--only", "portal", "--portal-port", str(portal_port), portal=public),
+            _start(settings, "gwa", "--only", "gateway", "--proxy-port", str(free_port()), *resolve, portal=public),
+            _start(settings, "gwb", "--only", "gateway", "--proxy-port", str(free_port()), *resolve, portal=public))]
+        await asyncio.wait(starting)
+        (portal, _), (node_a, proxy_a), (node_b, proxy_b) = [task.result() for task in starting]  # the first error
+        ca = str(ca_cert_file(settings.ca_dir))
+        yield Facility(settings, public, Node(proxy_a, ca, origin), Node(proxy_b, ca, origin), redis,
+                       [portal, node_a, node_b])
+    finally:  # also when one process did not start: the others stop rather than outlive the test
+        started = [task.result()[0] for task in starting if task.done() and task.exception() is None]
+        for proc in started:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in started:
+            await asyncio.wait_for(proc.wait(), 20)
+        redis.kill()
+        await redis.wait()
 
 
 async def on_both(facility: Facility, status: int, within: float) -> tuple[float, float]:
