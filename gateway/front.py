@@ -44,9 +44,20 @@ REVIEW_S = 1.0
 
 @dataclass(slots=True, eq=False)
 class Client:
+    """An open connection, and the session its identity was looked up for: `resolving` while the lookup runs,
+    then `bound` with `session` the token (None: nobody was logged in)."""
+
     address: str
     writer: asyncio.StreamWriter
     task: asyncio.Task[Any] | None
+    resolving: bool = False
+    bound: bool = False
+    session: str | None = None
+
+    def decided_for(self, session: str | None) -> bool:
+        """Whether this connection may have been decided for `session`: so when its identity is being looked up
+        now (the answer may predate the event), or was looked up for that very session."""
+        return self.resolving or (self.bound and self.session == session)
 
 
 @dataclass(slots=True, eq=False)
@@ -112,11 +123,17 @@ class Front:
             self._server = None
 
     async def on_event(self, event: ControlEvent) -> None:
-        """Cut every open connection of a terminal whose binding changed: logout takes effect at once, and
-        no connection decided for the previous state (or nobody) carries on under the new one."""
-        if isinstance(event, SessionStarted | SessionEnded):
+        """Cut the open connections of a terminal whose binding changed: logout takes effect at once, and no
+        connection decided for the previous state (or nobody) carries on under the new one. Events come twice
+        (the bus, then the database poll): connections looked up after the change are left alone, so the second
+        hearing of an end does not cut the refusal page a new connection is being sent."""
+        if isinstance(event, SessionEnded):
             self._identity.forget(event.terminal_address)
-            self._cut(event.terminal_address)
+            self._cut(event.terminal_address, only=lambda client: client.decided_for(event.session))
+        elif isinstance(event, SessionStarted):
+            self._identity.forget(event.terminal_address)
+            self._cut(event.terminal_address,
+                      only=lambda client: client.resolving or (client.bound and client.session != event.session))
 
     async def recheck(self) -> int:
         """After a suspension, lockdown or switch-off: look at every terminal with open connections again and
@@ -254,7 +271,7 @@ class Front:
         client = Client(address, writer, asyncio.current_task())
         self._clients.setdefault(address, set()).add(client)
         try:
-            await self._serve(address, reader, writer)
+            await self._serve(client, reader, writer)
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
@@ -266,7 +283,8 @@ class Front:
                 self._clients.pop(address, None)
             writer.close()
 
-    async def _serve(self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, client: Client, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        address = client.address
         try:
             head = await read_head(reader, self.head_timeout)
         except BadRequest as exc:
@@ -275,6 +293,7 @@ class Front:
             return
         if head is None:
             return
+        client.resolving = True
         try:
             identity = await self._identity.resolve(address)
         except ControlUnavailable as exc:
@@ -285,6 +304,8 @@ class Front:
             failed = deny(ReasonCode.GATEWAY_ERROR, f"identity lookup failed: {exc.__class__.__name__}")
             await self._refuse(writer, head, Identity(address), failed)
             return
+        client.resolving, client.bound = False, True
+        client.session = identity.session.token if identity.session is not None else None
         if head.method == "CONNECT":
             await self._connect(identity, head, reader, writer)
         elif head.target.lower().startswith("http://"):

@@ -6,7 +6,11 @@ import asyncio
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
+from gatehouse.bus import SessionEnded
+from gatehouse.db.models import InmateSession
+from gatehouse.sessions import EndReason
 from tests.conftest import Origin
 from tests.helpers import CELL, CLASSROOM, INMATE, OTHER_INMATE, OTHER_PIN, STRANGER, Platform, curl, eventually_records
 
@@ -116,6 +120,30 @@ async def test_logout_cuts_open_connections_at_once(platform: Platform, origin: 
         assert after.status == 403 and "Please log in first" in after.body
     assert not origin.saw("GET", "allowed.test", "/after")
     assert platform.records(tag="portal:logout:done", actor=INMATE)
+
+
+async def test_an_end_heard_twice_leaves_the_connections_opened_after_it(platform: Platform, origin: Origin) -> None:
+    """A control event reaches a node twice (the bus, then the poll of the database): hearing a logout again must
+    not cut a connection that was not yet decided when it came, or its inmate gets an empty reply for a refusal."""
+    async with platform.client(CELL) as browser:
+        await platform.login(browser)
+        with platform.up.kernel.factory() as db:
+            token = db.scalars(select(InmateSession.token).order_by(InmateSession.id.desc())).first()
+        await platform.logout(browser)
+    proxy_host, proxy_port = platform.up.proxy
+    reader, writer = await asyncio.open_connection(proxy_host, proxy_port, local_addr=(CELL, 0))
+    try:
+        writer.write(b"GET http://allowed.test/late HTTP/1.1\r\n")  # its head is still arriving
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        await platform.up.kernel.bus.publish(SessionEnded(CELL, str(token), EndReason.LOGOUT))
+        writer.write(b"Host: allowed.test\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(5):
+            response = await reader.read(-1)
+    finally:
+        writer.close()
+    assert response.startswith(b"HTTP/1.1 403") and b"Please log in first" in response, response[:200]
+    assert not origin.saw("GET", "allowed.test", "/late")
 
 
 async def test_passthrough_rule_splices_without_inspection(platform: Platform, origin: Origin) -> None:
