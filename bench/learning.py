@@ -45,7 +45,6 @@ import os
 import random
 import re
 import resource
-import secrets
 import sys
 import tempfile
 import time
@@ -70,6 +69,9 @@ from gatehouse.learning import catalog, enrolment
 from gatehouse.learning.package import load_package
 from gatehouse.pins import hash_pin
 from gatehouse.terminals import add_terminal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit_writer import drop_postgres, scratch_postgres  # noqa: E402
 
 SLUG, LESSON_COUNT, MODULE = "job-ready", 3, 1
 ALONE_LESSONS, ALONE_QUIZ = "one session: lessons", "one session: quiz"
@@ -427,26 +429,6 @@ async def run_database(name: str, url: str, args: argparse.Namespace, pin_hashes
         if await proc.wait() != 0:
             raise SystemExit(f"{name}: the load process failed ({proc.returncode})")
     return {"setup": took, "phases": phases}
-
-
-def scratch_postgres(base_url: str) -> tuple[str, str]:
-    import psycopg
-    from sqlalchemy import make_url
-
-    base = make_url(base_url)
-    dbname = f"gatehouse_bench_{secrets.token_hex(4)}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    return base.set(database=dbname).render_as_string(hide_password=False), admin
-
-
-def drop_postgres(url: str, admin: str) -> None:
-    import psycopg
-    from sqlalchemy import make_url
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def table(results: dict[str, Any]) -> list[str]:

@@ -229,14 +229,19 @@ async def _attempt_page(request: web.Request, view: study.AttemptView, status: i
                   status=status)
 
 
+async def _own_attempt(request: web.Request, number: str) -> study.AttemptView:
+    """The attempt the path names, if it is this inmate's; 404 otherwise (a forged token shows nothing)."""
+    try:
+        return await services.attempt(request.app[KERNEL], number, request.match_info["token"])
+    except NotFound:
+        raise _missing() from None
+
+
 @routes.get("/learning/attempt/{token}", name="learning-attempt")
 @inmate
 async def attempt(request: web.Request) -> web.Response:
     number, _terminal, _language = _me(request)
-    try:
-        view = await services.attempt(request.app[KERNEL], number, request.match_info["token"])
-    except NotFound:
-        raise _missing() from None
+    view = await _own_attempt(request, number)
     if view.finished:
         raise web.HTTPSeeOther(f"/learning/attempt/{view.token}/result")
     return await _attempt_page(request, view)
@@ -274,10 +279,7 @@ async def answer(request: web.Request) -> web.Response:
 async def checked(request: web.Request) -> web.Response:
     """The answer just given, graded, with the way on (the next question or the result)."""
     number, _terminal, _language = _me(request)
-    try:
-        view = await services.attempt(request.app[KERNEL], number, request.match_info["token"])
-    except NotFound:
-        raise _missing() from None
+    view = await _own_attempt(request, number)
     just = next((m for m in view.marked if m.question == request.query.get("question", "")), None)
     if just is None:
         raise web.HTTPSeeOther(f"/learning/attempt/{view.token}")
@@ -288,12 +290,11 @@ async def checked(request: web.Request) -> web.Response:
 @inmate
 async def result(request: web.Request) -> web.Response:
     number, _terminal, language = _me(request)
-    kernel = request.app[KERNEL]
+    view = await _own_attempt(request, number)
+    if not view.finished:
+        raise web.HTTPSeeOther(f"/learning/attempt/{view.token}")
     try:
-        view = await services.attempt(kernel, number, request.match_info["token"])
-        if not view.finished:
-            raise web.HTTPSeeOther(f"/learning/attempt/{view.token}")
-        shown = await services.overview(kernel, number, view.course, language)
+        shown = await services.overview(request.app[KERNEL], number, view.course, language)
     except NotFound:
         raise _missing() from None
     state = shown.progress.quizzes.get(view.module)
