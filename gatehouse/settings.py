@@ -163,6 +163,12 @@ BROWSER_SERVICE_HOSTS = (
 autofill and optimisation hints) when flags or a managed policy do not switch it off."""
 
 
+def _triggers(value: Any) -> tuple[str, ...]:
+    from gatehouse.curation.proposals import parse_triggers
+
+    return parse_triggers(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -239,6 +245,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login.attempts_per_minute", 600, "Login attempts per minute across the whole portal.", _positive),
     Setting("staff.idle_minutes", 15, "A staff session ends after this many idle minutes.", _positive),
     Setting("staff.max_hours", 10, "A staff session ends this many hours after login at the latest.", _positive),
+    Setting("curation.security_approves", ("everyone", "group", "course", "passthrough", "methods", "websocket",
+                                           "ports"),
+            "Proposals that only security staff may approve: for everyone, a group or a course's learners, "
+            "passthrough, methods other than GET and HEAD, WebSocket, ports other than 80 and 443 (or all); others "
+            "need a second member of education or security staff.", _triggers),
+    Setting("curation.max_open_requests", 3, "Requests for sites one inmate may have waiting at once.", _positive),
+    Setting("curation.default_days", 30, "How long a curated rule lasts when its proposal names no last day.",
+            _positive),
+    Setting("curation.ending_days", 7, "Curated rules ending within this many days are listed for review.",
+            _positive),
+    Setting("curation.recheck_hours", 24,
+            "How often the page of each approved inspected rule is fetched again and compared (the second look on "
+            "drift).", _positive),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 

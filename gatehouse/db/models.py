@@ -245,7 +245,14 @@ class PolicyRule(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str64] = mapped_column(default="")
+    """Who proposed it."""
     created_at: Mapped[utc]
+    approved_by: Mapped[str64] = mapped_column(default="")
+    approved_at: Mapped[datetime | None]
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("curation_proposals.id", ondelete="SET NULL"))
+    """The approved proposal it came from (its last change); None for a rule written in by hand."""
+    removed_by: Mapped[str64] = mapped_column(default="")
+    removed_at: Mapped[datetime | None]
 
 
 class AuditRecord(Base):
@@ -322,4 +329,5 @@ __all__ = [
 ]
 
 # Every domain's tables join the one metadata that migrations and their check compare against.
+from gatehouse.curation import models as _curation_models  # noqa: E402,F401
 from gatehouse.learning import models as _learning_models  # noqa: E402,F401
