@@ -19,6 +19,8 @@ from portal.access import check_routes, public, session_middleware
 from portal.admin.views import routes as admin_routes
 from portal.auth.views import routes as auth_routes
 from portal.control.views import routes as control_routes
+from portal.curation.inmate import routes as curation_inmate_routes
+from portal.curation.staff import routes as curation_staff_routes
 from portal.errors import errors_middleware
 from portal.keys import KERNEL, STAFF_POLICY
 from portal.learning import services as learning
@@ -31,7 +33,7 @@ from portal.staff.views import routes as staff_routes
 from portal.tasks import repeat
 
 HERE = Path(__file__).parent
-DOMAINS = ("auth", "staff", "admin", "review", "control", "learning")
+DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation")
 
 
 @public
@@ -86,6 +88,8 @@ def create_app(kernel: Kernel) -> web.Application:
     app.add_routes(control_routes)
     app.add_routes(learning_routes)
     app.add_routes(teaching_routes)
+    app.add_routes(curation_inmate_routes)
+    app.add_routes(curation_staff_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
