@@ -87,6 +87,9 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/courses", inmates),
     ("/learning", inmates),
     ("/teach", staff_with("education")),
+    ("/ask", inmates),
+    ("/requests", inmates),
+    ("/curation", staff_with("education", "security")),
     ("/verify", anyone),
     ("/login", anyone),
     ("/logout", anyone),
@@ -95,7 +98,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/healthz", anyone),
     ("/", anyone),
 )
-STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach")
+STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach", "/curation")
 PUBLIC_STAFF_PAGES = ("/staff/login", "/staff/logout")
 
 
