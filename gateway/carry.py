@@ -1,6 +1,6 @@
 """Carrying one decided request to its origin over HTTP/1.1 and the answer back, for either client protocol.
 
-Upstream connections are verified, pinned to the address `gateway.upstream` checked, kept alive in a pool of
+Upstream connections are verified, pinned to the address `gatehouse.upstream` checked, kept alive in a pool of
 the client connection they serve (never shared between client connections, so never between inmates), and
 spoken to with h11. Bodies are streamed both ways; the last piece of an answer is held back until its closing
 record is written, so a finished response is always on record.
@@ -14,14 +14,13 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-import certifi
 import h11
 
 from gatehouse.audit import Tag
 from gatehouse.settings import ResolveTable
+from gatehouse.upstream import UpstreamRefused, upstream_address, upstream_context
 from gateway.checks import TEXT, Asked, Refusal, RequestChecks
 from gateway.handoff import HEADER, Handoff
-from gateway.upstream import UpstreamRefused, upstream_address
 from policies.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -54,15 +53,6 @@ class Reply(Protocol):
     async def end(self, last: bytes) -> None: ...
     async def refuse(self, refusal: Refusal) -> None: ...
     def abort(self) -> None: ...
-
-
-def upstream_context(extra_ca_file: str = "") -> ssl.SSLContext:
-    """Verification of upstream servers: the public roots mitmproxy trusts, and the setting's extra bundle."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    if extra_ca_file:
-        context.load_verify_locations(cafile=extra_ca_file)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 class Upstream:

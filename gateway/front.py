@@ -22,6 +22,7 @@ from gatehouse.audit import AuditEvent, AuditSink, AuditUnavailable, Tag
 from gatehouse.bus import ControlEvent, SessionEnded, SessionStarted
 from gatehouse.quota import local_minute
 from gatehouse.settings import ResolveTable
+from gatehouse.upstream import UpstreamRefused, upstream_address
 from gateway.blockpage import HEADERS, language_for, page_for
 from gateway.checks import TEXT, record_malformed
 from gateway.engine import Engine, PlainSide, linger
@@ -31,7 +32,6 @@ from gateway.identity import ControlUnavailable, Identity, IdentityResolver
 from gateway.metering import QuotaGate
 from gateway.sni import read_client_hello, sni_mismatch
 from gateway.splice import Meter, Metered, Replayed, splice
-from gateway.upstream import UpstreamRefused, upstream_address
 from policies.decision import Decision, Mode, ReasonCode, RequestFacts, Subject, Verdict, decide_connect, deny
 from policies.hosts import HostError, split_authority
 from policies.snapshot import Snapshot

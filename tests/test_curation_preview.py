@@ -15,16 +15,13 @@ from aiohttp import web
 
 from gatehouse.curation.preview import (
     Preview,
-    Refused,
-    checked_address,
     drift,
     fetch_preview,
     read_html,
     trust_for,
 )
 from gatehouse.settings import Resolve, ResolveTable, load_settings, resolve_table
-from gateway.carry import upstream_context
-from gateway.upstream import UpstreamRefused, upstream_address
+from gatehouse.upstream import upstream_context
 from policies.rules import parse_policy
 from policies.snapshot import Snapshot
 from tests.conftest import HOSTS, Origin, serve_origin
@@ -301,31 +298,6 @@ def test_base_and_excerpt_length() -> None:
                         "https://allowed.test/")
     assert preview.links[0].href == "https://cdn.allowed.test/x/y"
     assert len(preview.excerpt) <= 601 and preview.excerpt.endswith("word…")
-
-
-@pytest.mark.parametrize(("host", "port", "entries", "policy"), [
-    ("allowed.test", 443, ["allowed.test:443=127.0.0.1:8443"], POLICY),
-    ("allowed.test", 443, ["allowed.test:443=127.0.0.1:8443"], "rules: []"),
-    ("rebind.allowed.test", 443, ["rebind.allowed.test=10.0.0.1:443"], POLICY),
-    ("public.test", 80, ["public.test=93.184.216.34:80"], "rules: []"),
-    ("127.0.0.1", 80, [], "rules: []"),
-    ("::ffff:127.0.0.1", 80, [], "rules: []"),
-    ("8.8.8.8", 53, [], "rules: []"),
-    ("localhost", 80, [], "rules: []"),
-    ("localhost", 80, [], "rules:\n  - id: local\n    allow: [localhost]\n"),
-])
-async def test_the_address_check_answers_as_the_gateways(host: str, port: int, entries: list[str],
-                                                         policy: str) -> None:
-    table = resolve_table(tuple(Resolve.parse(e) for e in entries))
-    try:
-        expected: object = await upstream_address(host, port, table, snapshot(policy))
-    except UpstreamRefused as exc:
-        expected = str(exc)
-    try:
-        answered: object = await checked_address(host, port, table, snapshot(policy))
-    except Refused as exc:
-        answered = str(exc)
-    assert answered == expected
 
 
 def test_trust_is_the_gateways(tmp_path: Path, test_ca: trustme.CA) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import ipaddress
 import re
-import socket
 import ssl
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,12 +21,12 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import certifi
 import h11
 
 from gatehouse.errors import GatehouseError
-from gatehouse.settings import ResolveTable, Settings, lookup
-from policies.hosts import HostError, canonical_host, is_ip_literal
+from gatehouse.settings import ResolveTable, Settings
+from gatehouse.upstream import UpstreamRefused, upstream_address, upstream_context
+from policies.hosts import HostError, canonical_host
 from policies.snapshot import Snapshot
 
 USER_AGENT = "Gatehouse-preview/1 (a staff review of a requested page; no scripts, no cookies)"
@@ -75,46 +73,20 @@ class Refused(PreviewError):
 
 
 # ---------------------------------------------------------------------------------------------- the address check
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
 async def checked_address(host: str, port: int, table: ResolveTable, policy: Snapshot) -> tuple[str, int]:
-    """`gateway.upstream.upstream_address`, which gatehouse may not import (tests/test_layering.py); a test holds
-    the two to the same answers until that check moves out of the gateway."""
-    target = lookup(table, host, port)
-    if target is not None:
-        candidates = [target]
-    elif is_ip_literal(host):
-        candidates = [(host, port)]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise Refused(f"{host} cannot be resolved: {exc.strerror}") from None
-        candidates = [(str(info[4][0]), port) for info in infos]
-    if not candidates:
-        raise Refused(f"{host} has no address")
-    internal = [address for address, _ in candidates if not _public(address)]
-    if internal and host not in policy.exact:
-        raise Refused(f"{host} resolves to {internal[0]}, an internal address; only a rule that names "
-                      f"{host} exactly may reach it")
-    return candidates[0]
+    """The gateway's own check (`gatehouse.upstream`), its refusal as this module's."""
+    try:
+        return await upstream_address(host, port, table, policy)
+    except UpstreamRefused as exc:
+        raise Refused(str(exc)) from None
 
 
 def default_trust(extra_ca_file: str = "") -> ssl.SSLContext:
-    """The roots the gateway trusts upstream (`gateway.carry.upstream_context`): certifi's, and an extra bundle."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    if extra_ca_file:
-        try:
-            context.load_verify_locations(cafile=extra_ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise PreviewError(f"setting proxy.upstream_ca_file: cannot read {extra_ca_file}: {exc}") from None
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+    """The roots the gateway trusts upstream: certifi's, and an extra bundle."""
+    try:
+        return upstream_context(extra_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise PreviewError(f"setting proxy.upstream_ca_file: cannot read {extra_ca_file}: {exc}") from None
 
 
 def trust_for(settings: Settings) -> ssl.SSLContext:

@@ -1,4 +1,4 @@
-"""Pins every upstream connection to an address checked by `gateway.upstream` (and `--resolve`)."""
+"""Pins every upstream connection to an address checked by `gatehouse.upstream` (and `--resolve`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from mitmproxy.proxy import server_hooks
 
 from gatehouse.settings import ResolveTable
-from gateway.upstream import UpstreamRefused, upstream_address
+from gatehouse.upstream import UpstreamRefused, upstream_address
 from policies.hosts import is_ip_literal
 from policies.snapshot import Snapshot
 

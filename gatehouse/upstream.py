@@ -1,4 +1,5 @@
-"""Where the gateway may connect: public addresses, or an internal one only for a host a rule names exactly.
+"""Where the gateway (and the server's own page previews) may connect: public addresses, or an internal one only for
+a host a rule names exactly.
 
 The check runs on the address the connection is then pinned to, so a name that resolves to a public address
 when checked and to 127.0.0.1 when connecting (DNS rebinding) cannot slip through.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+
+import certifi
 
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import ResolveTable, lookup
@@ -52,3 +56,12 @@ async def upstream_address(host: str, port: int, table: ResolveTable, policy: Sn
         raise UpstreamRefused(f"{host} resolves to {internal[0]}, an internal address; only a rule that names "
                               f"{host} exactly may reach it")
     return candidates[0]
+
+
+def upstream_context(extra_ca_file: str = "") -> ssl.SSLContext:
+    """Verification of upstream servers: the public roots mitmproxy trusts, and the setting's extra bundle."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_ca_file:
+        context.load_verify_locations(cafile=extra_ca_file)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
