@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -34,6 +35,7 @@ TEXT = {
         "paused": "The internet cannot be used from this terminal at the moment.",
         "address": "Address", "reason": "Reason", "open_portal": "Open the portal",
         "ask": "If you need this site for your studies or your re-entry, ask for it in the portal.",
+        "ask_link": "Ask for this site",
         "opens": "It opens again on {when}.", "window_opens": "This site can be used again from {when}.",
         "renewed": "New minutes from {when}.", "at": "{day}, {time}",
         "via": "{host} sent you on to the address below.",
@@ -52,6 +54,7 @@ TEXT = {
         "paused": "Internet kan op dit moment niet worden gebruikt op deze terminal.",
         "address": "Adres", "reason": "Reden", "open_portal": "Naar het portaal",
         "ask": "Hebt u deze site nodig voor uw opleiding of uw re-integratie? Vraag dan in het portaal om toegang.",
+        "ask_link": "Vraag deze site aan",
         "opens": "De terminal gaat weer open op {when}.",
         "window_opens": "U kunt deze site weer gebruiken vanaf {when}.",
         "renewed": "Nieuwe minuten vanaf {when}.", "at": "{day} om {time}",
@@ -71,6 +74,7 @@ TEXT = {
         "paused": "Internet ne peut pas être utilisé depuis ce terminal pour le moment.",
         "address": "Adresse", "reason": "Motif", "open_portal": "Ouvrir le portail",
         "ask": "Si vous avez besoin de ce site pour vos études ou votre réinsertion, demandez-le dans le portail.",
+        "ask_link": "Demander ce site",
         "opens": "Il rouvre le {when}.", "window_opens": "Ce site sera de nouveau accessible à partir du {when}.",
         "renewed": "Nouvelles minutes à partir du {when}.", "at": "{day} à {time}",
         "via": "{host} vous a renvoyé vers l'adresse ci-dessous.",
@@ -90,6 +94,7 @@ TEXT = {
         "address": "Adresse", "reason": "Grund", "open_portal": "Portal öffnen",
         "ask": "Wenn Sie diese Seite für Ihre Ausbildung oder Ihre Wiedereingliederung brauchen, beantragen Sie sie "
                "im Portal.",
+        "ask_link": "Diese Seite beantragen",
         "opens": "Es öffnet wieder am {when}.", "window_opens": "Diese Seite kann ab {when} wieder benutzt werden.",
         "renewed": "Neue Minuten ab {when}.", "at": "{day} um {time}",
         "via": "{host} hat Sie an die folgende Adresse weitergeleitet.",
@@ -299,6 +304,12 @@ class BlockPage:
     @property
     def kind(self) -> str:
         return KINDS.get(self.code, "blocked")
+
+    @property
+    def ask_url(self) -> str:
+        """The portal's request form for this address: percent-encoded whole, so nothing in it is markup or a
+        second query parameter."""
+        return f"{self.portal_url.rstrip('/')}/ask?url={quote(self.url, safe='')}"
 
     def reason(self, lang: str) -> str:
         if self.description and self.code in RULED[lang]:

@@ -42,7 +42,7 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
-                                             ("/courses", N_("Courses")))
+                                             ("/courses", N_("Courses")), ("/requests", N_("Site requests")))
 
 
 def navigation(request: web.Request) -> list[Link]:

@@ -10,7 +10,9 @@ import re
 import string
 from collections.abc import AsyncIterator
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -148,6 +150,51 @@ def test_the_reason_names_the_rules_description_and_keeps_the_code_for_staff(lan
     assert html.escape(REASONS[language][ReasonCode.RULE_DENY], quote=False).replace("'", "&#39;") in plain
 
 
+class _Links(HTMLParser):
+    """The links of a page as a browser reads them: (attributes, text) of each <a>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[dict[str, str | None], str]] = []
+        self._open = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.links.append((dict(attrs), ""))
+            self._open = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = self._open and tag != "a"
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            attrs, text = self.links[-1]
+            self.links[-1] = (attrs, text + data)
+
+
+ODD_URL = 'https://jobs.example.test/search?q="><script>alert(1)</script>&where=Gent Zuid#top\'x'
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("portal", ["http://portal.test:8080", "http://portal.test:8080/"])
+def test_an_askable_refusal_links_to_the_request_form_with_the_address_encoded(language: str, portal: str) -> None:
+    for code in ASKABLE:
+        rendered = BlockPage(ODD_URL, code, portal, language).render().decode()
+        parser = _Links()
+        parser.feed(rendered)
+        asks = [(attrs, text) for attrs, text in parser.links if "data-ask" in attrs]
+        assert len(asks) == 1, (code, rendered)
+        attrs, text = asks[0]
+        assert text == TEXT[language]["ask_link"]
+        href = str(attrs["href"])
+        assert href.startswith("http://portal.test:8080/ask?url=") and "<" not in href and '"' not in href
+        query = parse_qs(urlsplit(href).query)
+        assert query == {"url": [ODD_URL]}, query  # one parameter, the whole address, fragment and all
+        assert "<script>" not in rendered and set(attrs) == {"class", "href", "data-ask"}
+    for code in set(ReasonCode) - ASKABLE:
+        assert "data-ask" not in BlockPage(ODD_URL, code, portal, language).render().decode(), code
+
+
 def test_page_kinds_follow_the_reason() -> None:
     kinds = {code: BlockPage("u", code, "p").kind for code in ReasonCode}
     assert kinds[ReasonCode.NO_SESSION] == "login" and kinds[ReasonCode.TERMINAL_CLOSED] == "closed"
@@ -254,6 +301,7 @@ async def test_the_reason_names_the_rule_in_the_inmates_language_and_the_audit_k
     assert status == 403 and "<h1>Cette page est bloquée</h1>" in body
     assert "Ce site, ou cette partie du site, est fermé par la règle « zzz beschrijving van de regel »." in body
     assert "code : rule-deny · règle no-games" in body
+    assert '/ask?url=http%3A%2F%2Fother.test%2Fpage" data-ask>Demander ce site</a>' in body
     assert "is denied" not in body
     assert any(r.reason == "rule-deny[no-games]: GET other.test/page is denied"
                for r in facility.records(tag="gateway:request:denied"))
@@ -289,7 +337,9 @@ async def test_a_language_chosen_in_the_portal_reaches_the_next_block_page_on_an
         await _choose(facility, browser, "nl")
         reader, writer = await _tunnel(facility, "mail.test")  # denied at CONNECT: each request gets the page
         try:
-            assert "<h1>Deze pagina is geblokkeerd</h1>" in await _get(reader, writer, "mail.test", "/one")
+            page = await _get(reader, writer, "mail.test", "/one")
+            assert "<h1>Deze pagina is geblokkeerd</h1>" in page
+            assert '/ask?url=https%3A%2F%2Fmail.test%2Fone" data-ask>Vraag deze site aan</a>' in page
             await _choose(facility, browser, "fr")
             assert "<h1>Cette page est bloquée</h1>" in await _get(reader, writer, "mail.test", "/two")
         finally:
