@@ -39,6 +39,9 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/control", N_("Live control"), frozenset({StaffRole.SECURITY})),
     ("/teach", N_("Courses"), frozenset({StaffRole.EDUCATION})),
     ("/teach/requests", N_("Requests to join"), frozenset({StaffRole.EDUCATION})),
+    ("/curation", N_("Site requests"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
+    ("/curation/proposals", N_("Proposals"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
+    ("/curation/rules", N_("Rules"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
