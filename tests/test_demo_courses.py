@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from gatehouse.cli.ops import initialise
+from gatehouse.curation import asking
 from gatehouse.demo.content import SITES
 from gatehouse.demo.run import COURSES, populate
 from gatehouse.kernel import Kernel
@@ -123,3 +124,20 @@ def test_the_job_site_opens_to_the_course_learners_only(demo_dir: Path) -> None:
                           now=NOW).verdict is Verdict.DENY
     assert decide_request(RequestFacts("GET", site.host, 443, "/"), learner, snapshot, now=NOW).verdict \
         is Verdict.DENY
+
+
+def test_a_site_request_waits_for_review_and_its_host_may_be_previewed(demo_dir: Path) -> None:
+    """The demo's queue is not empty, and the asked host is one a rule names exactly (the preview may reach the
+    demo's loopback content server) while the inmate is refused it at a cell."""
+    kernel = Kernel.open(load_settings(demo_dir))
+    try:
+        with kernel.factory() as session:
+            waiting = [(r.inmate.number, r.url, r.status) for r in asking.queue(session)]
+    finally:
+        kernel.engine.dispose()
+    assert waiting == [("A1003", "https://library.demo.test/", "open")]
+    policy = load_settings(demo_dir).policy_dir / "demo.yaml"
+    snapshot = Snapshot.build(parse_policy(policy.read_text(encoding="utf-8"), policy.name).rules)
+    assert "library.demo.test" in SITES and "library.demo.test" in snapshot.exact
+    asked = RequestFacts("GET", "library.demo.test", 443, "/")
+    assert decide_request(asked, who(), snapshot, now=NOW).verdict is Verdict.DENY

@@ -23,6 +23,8 @@ SITES = {
     "housing.demo.test": ("Housing", "How to apply for social housing, and who to call before release."),
     "mail.demo.test": ("Mail", "A webmail service. The facility policy denies it."),
     "games.demo.test": ("Games", "No rule allows this site, so the gateway blocks it."),
+    "library.demo.test": ("Public library", "Opening hours, e-books and audio books. Open at the library terminal "
+                                            "only, unless education staff ask for more."),
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.ca import ca_cert_file
 from gatehouse.cli.ops import apply_run_options, initialise
+from gatehouse.curation import asking
 from gatehouse.db.engine import utcnow
 from gatehouse.demo.content import SITES, content_app, issue_origin_ca
 from gatehouse.facility import ensure_facility
@@ -57,6 +58,10 @@ rules:
     methods: [GET, HEAD]
     courses: [job-application]
     quota: learning
+  - id: demo-library
+    description: the public library, at library terminals
+    allow: [library.demo.test]
+    terminals: [library]
 quotas:
   default: {general: 60, jobs: 120, learning: unlimited}
   groups:
@@ -98,6 +103,8 @@ COURSES = Path(__file__).parent / "courses"
 ENROLMENTS = (("digital-basics", "A1001"),)
 """(course, inmate) enrolled by the education account at start; the job course's site opens only on enrolment."""
 EDUCATOR = "eva"
+REQUESTS = (("A1003", "https://library.demo.test/", "course", "E-books for my Dutch course."),)
+"""(inmate, URL, purpose, reason) waiting in the education staff's queue at start."""
 
 
 def spki_hash(cert_file: Path) -> str:
@@ -121,6 +128,11 @@ def populate(settings: Settings) -> None:
                 add_staff(session, username=username, roles=roles, password=STAFF_PASSWORD, display_name=name,
                           now=utcnow())
             events = _courses(session)
+            for number, url, purpose, reason in REQUESTS:
+                asking.ask(session, inmate=number, url=url, purpose=purpose, reason=reason, now=utcnow(),
+                           limit=settings["curation.max_open_requests"])
+                events.append(AuditEvent(Tag.CURATION_REQUEST_ASKED, "cli", actor=number, decision="allow",
+                                         reason=f"{number} asks for {url}; demo start"))
         for event in events:
             kernel.record_now(event)
     finally:
@@ -192,6 +204,8 @@ def _print_welcome(settings: Settings, portal: tuple[str, int], proxy: tuple[str
         *_shell_lines(chromium_command(proxy, spki_hash(ca_cert_file(settings.ca_dir)), portal_url)),
         "Log in, then open http://learn.demo.test/ or https://jobs.demo.test/ (allowed),",
         "https://mail.demo.test/ (denied by a rule) or http://games.demo.test/ (no rule: blocked).",
+        "A blocked page offers to ask for the site: A1003 has asked for https://library.demo.test/ already;",
+        "eva reviews and proposes it (Site requests), sam approves it (Proposals), then it opens for A1003.",
         f"Or with curl: curl -x {proxy[0]}:{proxy[1]} http://learn.demo.test/",
         f"The facility CA for terminals: {portal_url}ca.pem",
         "Audit log: gatehouse audit export --data-dir <data dir above> (while the demo runs)",
