@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,9 +11,15 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
+from gatehouse.bus import ControlEvent, GrantChanged, PolicyChanged
 from gatehouse.ca import ca_cert_file
+from gatehouse.control import follow_events
+from gatehouse.curation import drift
+from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
+from gatehouse.policy_store import follow_files
 from gatehouse.staff import StaffSessionPolicy
 from portal import i18n
 from portal.access import check_routes, public, session_middleware
@@ -32,7 +39,10 @@ from portal.security import audit_middleware, csrf_middleware, headers_middlewar
 from portal.staff.views import routes as staff_routes
 from portal.tasks import repeat
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+EVENTS_POLL_S = 0.5
+FILES_POLL_S = 2.0
 DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation")
 
 
@@ -54,14 +64,53 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def rounds(app: web.Application) -> AsyncIterator[None]:
     """What the portal does by itself: rules over the audit log every `audit.alert_scan_seconds`, and enrolments
-    whose last day passed marked ended every minute (the gateway closed their sites at that date already)."""
+    whose last day passed marked ended every minute (the gateway closed their sites at that date already), and
+    the pages of curated rules looked at again when due (`curation.recheck_hours`; asked every few minutes)."""
     kernel, stop = app[KERNEL], asyncio.Event()
     tasks = [asyncio.create_task(review.scan_forever(kernel, stop)),
              asyncio.create_task(repeat(stop, learning.SWEEP_SECONDS, lambda: learning.sweep_ended(kernel),
-                                        "learning: ending enrolments past their last day"))]
+                                        "learning: ending enrolments past their last day")),
+             asyncio.create_task(repeat(stop, drift.ROUND_SECONDS, lambda: drift.recheck_due(kernel, utcnow()),
+                                        "curation: the second look at approved pages"))]
     yield
     stop.set()
     await asyncio.gather(*tasks)
+
+
+async def following_policy(app: web.Application) -> AsyncIterator[None]:
+    """A portal with no gateway in its process keeps its policy current itself (open sites on the home page,
+    hours, budgets): on `PolicyChanged` or `GrantChanged` heard on the bus or read from `control_events` (written
+    by any process; read every half second, so Redis is not needed), and when a policy file changes.
+
+    Only there: beside a gateway the gateway reloads, records the change and cuts the tunnels it no longer allows;
+    had the portal reloaded first, the gateway would see no change and cut nothing. Reloads run one at a time, so
+    an older read never replaces a newer one."""
+    kernel = app[KERNEL]
+    one_at_a_time = asyncio.Lock()
+
+    async def reload() -> None:
+        async with one_at_a_time:
+            try:
+                await asyncio.to_thread(kernel.policies.load)  # a broken file keeps the policy in force
+            except SQLAlchemyError as exc:
+                log.warning("policy: cannot read the rules in the database (%s); the policy in force stays", exc)
+
+    async def heard(event: ControlEvent) -> None:
+        if isinstance(event, PolicyChanged | GrantChanged):
+            await reload()
+
+    async def back(healthy: bool) -> None:
+        if healthy:  # what changed while the bus was away
+            await reload()
+
+    kernel.bus.subscribe(heard)
+    kernel.bus.on_health(back)
+    tasks = [asyncio.create_task(follow_events(kernel.factory, heard, EVENTS_POLL_S), name="policy-events"),
+             asyncio.create_task(follow_files(kernel.policies.folder, reload, FILES_POLL_S), name="policy-files")]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def templates() -> jinja2.BaseLoader:
@@ -69,7 +118,8 @@ def templates() -> jinja2.BaseLoader:
     return jinja2.FileSystemLoader([HERE / "templates"] + [HERE / d / "templates" for d in DOMAINS])
 
 
-def create_app(kernel: Kernel) -> web.Application:
+def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
+    """`alone`: no gateway runs in this process, so the portal follows policy changes itself."""
     app = web.Application(
         middlewares=[headers_middleware, audit_middleware, errors_middleware, session_middleware, csrf_middleware],
         client_max_size=8 * 1024 * 1024)
@@ -94,5 +144,7 @@ def create_app(kernel: Kernel) -> web.Application:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(rounds)
+    if alone:
+        app.cleanup_ctx.append(following_policy)
     check_routes(app)
     return app

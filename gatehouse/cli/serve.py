@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.cli.workers import Workers, refuse_taken_port, start_workers, stop_with_parent, stop_workers
 from gatehouse.errors import GatehouseError
 from gatehouse.kernel import Kernel
-from gatehouse.policy_store import follow_files
 from gatehouse.settings import Settings
-from gateway.service import POLICY_POLL_S, Gateway
+from gateway.service import Gateway
 from portal.app import create_app
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,7 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
             proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"], reuse_port=reuse_port)
             yield Running(kernel, gateway, None, proxy)
             return
-        runner = web.AppRunner(create_app(kernel), access_log=None, shutdown_timeout=5)
+        runner = web.AppRunner(create_app(kernel, alone=only == "portal"), access_log=None, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, settings["portal.host"], settings["portal.port"], reuse_address=True)
         await site.start()
@@ -62,11 +60,7 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
             if not await asyncio.to_thread(kernel.policies.load):
                 errors = "\n".join(str(e) for e in kernel.policies.errors)
                 raise GatehouseError(f"policy has errors; the portal does not start:\n{errors}")
-            following = asyncio.create_task(_follow_policy(kernel), name="policy-follow")
-            try:
-                yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)
-            finally:
-                following.cancel()
+            yield Running(kernel, None, (str(portal[0]), int(portal[1])), None)  # it follows the policy itself
             return
         gateway = Gateway(kernel)
         proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"], reuse_port=reuse_port)
@@ -77,18 +71,6 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
         if runner is not None:
             await runner.cleanup()
         await kernel.close()
-
-
-async def _follow_policy(kernel: Kernel) -> None:
-    """A portal without a gateway beside it keeps the policy current itself (budgets and hours on the inmate's
-    home page): read again when a file changes; the gateway nodes record the changes."""
-    async def reload() -> None:
-        try:
-            await asyncio.to_thread(kernel.policies.load)  # a broken file keeps the policy in force
-        except SQLAlchemyError as exc:
-            log.warning("policy: cannot read the rules in the database (%s); the policy in force stays", exc)
-
-    await follow_files(kernel.policies.folder, reload, POLICY_POLL_S)
 
 
 async def _main(settings: Settings, ready: asyncio.Future[Running] | None = None, only: str = "",
