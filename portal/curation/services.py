@@ -8,32 +8,14 @@ subscribes to the event and reloads (see `portal.app`).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
-from typing import TypeVar
-
-from sqlalchemy.orm import Session
+from collections.abc import Iterable
 
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.bus import ControlEvent
 from gatehouse.kernel import Kernel
 from portal.auth.services import announce, record
-
-T = TypeVar("T")
-
-
-async def read(kernel: Kernel, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with kernel.factory() as session:
-            return work(session)
-    return await asyncio.to_thread(run)
-
-
-async def change(kernel: Kernel, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with kernel.factory.begin() as session:
-            return work(session)
-    return await asyncio.to_thread(run)
+from portal.transactions import change as change  # the domain's screens take both from here
+from portal.transactions import read as read
 
 
 async def note(kernel: Kernel, tag: Tag, actor: str, reason: str, *, decision: str = "allow", terminal: str = "",

@@ -8,10 +8,10 @@ module only picks what a page shows and turns the learner's number into their ow
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,24 +29,13 @@ from gatehouse.learning.package import Course, Site
 from policies.decision import RequestFacts, Subject, decide_url
 from policies.snapshot import Snapshot
 from portal.auth.services import announce, record
+from portal.transactions import change as change  # the domain's screens take both from here
+from portal.transactions import read as read
 
-T = TypeVar("T")
 MEDIA_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 """A course file is shown, never run: an SVG's or a PDF's scripts stay inert."""
 
 
-async def read(kernel: Kernel, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with kernel.factory() as session:
-            return work(session)
-    return await asyncio.to_thread(run)
-
-
-async def change(kernel: Kernel, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with kernel.factory.begin() as session:
-            return work(session)
-    return await asyncio.to_thread(run)
 
 
 def _inmate(session: Session, number: str) -> Inmate:
