@@ -40,7 +40,7 @@ STATES = {RequestStatus.OPEN.value: N_("Waiting for education staff"),
           RequestStatus.PROPOSED.value: N_("Being reviewed"),
           RequestStatus.GRANTED.value: N_("Allowed"),
           RequestStatus.REFUSED.value: N_("Refused"),
-          RequestStatus.WITHDRAWN.value: N_("Withdrawn")}
+          RequestStatus.WITHDRAWN.value: N_("Withdrawn by you")}
 DONE = {"asked": N_("Your request was sent. Education staff will answer it here."),
         "again": N_("You asked for this site already; we added your new reason to that request."),
         "waiting": N_("You asked for this site already. That request is still waiting."),
