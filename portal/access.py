@@ -37,6 +37,8 @@ class Kind(enum.Enum):
     PENDING = "pending"
     """A staff member between password and second factor."""
     STAFF = "staff"
+    READER = "reader"
+    """An inmate or any staff member with a full session (the offline libraries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ def _declare(rule: Rule) -> Callable[[H], H]:
 
 public = _declare(Rule(Kind.PUBLIC))
 inmate = _declare(Rule(Kind.INMATE))
+reader = _declare(Rule(Kind.READER))
 pending = _declare(Rule(Kind.PENDING))
 
 
@@ -102,6 +105,8 @@ def allows(rule: Rule, viewer: Viewer) -> bool:
         return viewer.inmate is not None and viewer.staff is None
     if rule.kind is Kind.PENDING:
         return viewer.kind == "pending"
+    if rule.kind is Kind.READER:
+        return viewer.kind in ("inmate", "staff")
     return viewer.kind == "staff" and (not rule.roles or viewer.has(*rule.roles))
 
 
@@ -158,11 +163,11 @@ def language_of(request: web.Request, viewer: Viewer) -> str:
 
 
 def _refusal(request: web.Request, rule: Rule, viewer: Viewer) -> web.StreamResponse:
-    if viewer.kind == "anonymous" and rule.kind is Kind.INMATE:
+    if viewer.kind == "anonymous" and rule.kind in (Kind.INMATE, Kind.READER):
         raise web.HTTPFound("/login")
     if viewer.kind == "anonymous" and rule.kind in (Kind.STAFF, Kind.PENDING):
         raise web.HTTPFound("/staff/login")
-    if viewer.staff is not None and viewer.kind == "pending" and rule.kind is Kind.STAFF:
+    if viewer.staff is not None and viewer.kind == "pending" and rule.kind in (Kind.STAFF, Kind.READER):
         raise web.HTTPFound("/staff/totp" if viewer.staff.enrolled else "/staff/enrol")
     if viewer.kind == "staff" and rule.kind is Kind.PENDING:
         raise web.HTTPFound("/staff")

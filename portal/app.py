@@ -33,6 +33,8 @@ from portal.keys import KERNEL, STAFF_POLICY
 from portal.learning import services as learning
 from portal.learning.teaching import routes as teaching_routes
 from portal.learning.views import routes as learning_routes
+from portal.library.staff import routes as library_staff_routes
+from portal.library.views import routes as library_routes
 from portal.review import services as review
 from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 EVENTS_POLL_S = 0.5
 FILES_POLL_S = 2.0
-DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation")
+DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation", "library")
 
 
 @public
@@ -140,6 +142,8 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
     app.add_routes(teaching_routes)
     app.add_routes(curation_inmate_routes)
     app.add_routes(curation_staff_routes)
+    app.add_routes(library_staff_routes)
+    app.add_routes(library_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

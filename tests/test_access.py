@@ -62,6 +62,10 @@ def inmates(viewer: Viewer) -> bool:
     return viewer.kind == "inmate"
 
 
+def inmates_and_staff(viewer: Viewer) -> bool:
+    return viewer.kind in ("inmate", "staff")
+
+
 def between_steps(viewer: Viewer) -> bool:
     return viewer.kind == "pending"
 
@@ -90,6 +94,8 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/ask", inmates),
     ("/requests", inmates),
     ("/curation", staff_with("education", "security")),
+    ("/library-admin", staff_with("education")),
+    ("/library", inmates_and_staff),
     ("/verify", anyone),
     ("/login", anyone),
     ("/logout", anyone),
@@ -98,7 +104,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/healthz", anyone),
     ("/", anyone),
 )
-STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach", "/curation")
+STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach", "/curation", "/library-admin")
 PUBLIC_STAFF_PAGES = ("/staff/login", "/staff/logout")
 
 

@@ -109,6 +109,14 @@ class Tag(enum.StrEnum):
     CURATION_PAGE_FLAGGED = "curation:page:flagged"
     """An approved rule's page grew a form posting elsewhere, a login, an upload or a mail function."""
     CURATION_PAGE_CLEARED = "curation:page:cleared"
+    LIBRARY_ADDED = "library:library:added"
+    """A ZIM file put on the shelf (`gatehouse library add`)."""
+    LIBRARY_ARTICLE_OPENED = "library:article:opened"
+    LIBRARY_SEARCH = "library:search"
+    LIBRARY_ARTICLE_HIDDEN = "library:article:hidden"
+    """An article or a path prefix kept out of reading and search by staff; `shown` when no longer."""
+    LIBRARY_ARTICLE_SHOWN = "library:article:shown"
+    LIBRARY_GROUPS_CHANGED = "library:groups:changed"
 
 
 @dataclass(frozen=True, slots=True)

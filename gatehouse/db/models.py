@@ -331,3 +331,4 @@ __all__ = [
 # Every domain's tables join the one metadata that migrations and their check compare against.
 from gatehouse.curation import models as _curation_models  # noqa: E402,F401
 from gatehouse.learning import models as _learning_models  # noqa: E402,F401
+from gatehouse.library import models as _library_models  # noqa: E402,F401

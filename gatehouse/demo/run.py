@@ -22,6 +22,7 @@ from gatehouse.ca import ca_cert_file
 from gatehouse.cli.ops import apply_run_options, initialise
 from gatehouse.curation import asking
 from gatehouse.db.engine import utcnow
+from gatehouse.demo import library
 from gatehouse.demo.content import SITES, content_app, issue_origin_ca
 from gatehouse.facility import ensure_facility
 from gatehouse.inmates import add_inmate
@@ -128,6 +129,7 @@ def populate(settings: Settings) -> None:
                 add_staff(session, username=username, roles=roles, password=STAFF_PASSWORD, display_name=name,
                           now=utcnow())
             events = _courses(session)
+            events.append(library.shelve(session, settings.data_dir))
             for number, url, purpose, reason in REQUESTS:
                 asking.ask(session, inmate=number, url=url, purpose=purpose, reason=reason, now=utcnow(),
                            limit=settings["curation.max_open_requests"])
@@ -206,6 +208,7 @@ def _print_welcome(settings: Settings, portal: tuple[str, int], proxy: tuple[str
         "https://mail.demo.test/ (denied by a rule) or http://games.demo.test/ (no rule: blocked).",
         "A blocked page offers to ask for the site: A1003 has asked for https://library.demo.test/ already;",
         "eva reviews and proposes it (Site requests), sam approves it (Proposals), then it opens for A1003.",
+        f"The offline library (no internet needed): {portal_url}library",
         f"Or with curl: curl -x {proxy[0]}:{proxy[1]} http://learn.demo.test/",
         f"The facility CA for terminals: {portal_url}ca.pem",
         "Audit log: gatehouse audit export --data-dir <data dir above> (while the demo runs)",

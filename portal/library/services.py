@@ -1,0 +1,71 @@
+"""What the library screens share: the shelf read off the event loop, an archive's entries, the reading minutes
+and the audit records.
+
+Reading is metered like browsing: each minute in which an inmate opens an article or searches spends one minute
+of the inmate's `library` quota category (one bit per minute, as the gateway spends them), so a budget named in
+`quotas.yaml` bounds reading and the home page shows the minutes used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+
+from gatehouse.audit import AuditEvent, Tag
+from gatehouse.kernel import Kernel
+from gatehouse.library import shelf, zim
+from gatehouse.library.shelf import Shelved
+from gatehouse.quota import local_minute
+from gatehouse.sessions import ActiveSession
+from portal.auth.services import record
+from portal.transactions import change as change
+from portal.transactions import read as read
+
+CATEGORY = "library"
+RESULTS = 20
+
+
+async def visible(kernel: Kernel, groups: Iterable[str] | None) -> list[Shelved]:
+    """The libraries this reader sees (None: staff, who see all)."""
+    data_dir = kernel.settings.data_dir
+    found = await read(kernel, lambda session: shelf.shelf(session, data_dir))
+    return [one for one in found if shelf.visible_to(one, groups) and one.file.is_file()]
+
+
+async def opened(kernel: Kernel, name: str, groups: Iterable[str] | None) -> Shelved | None:
+    """One library, when it exists, its file is there and this reader may see it."""
+    data_dir = kernel.settings.data_dir
+    found = await read(kernel, lambda session: shelf.find(session, data_dir, name))
+    if found is None or not shelf.visible_to(found, groups) or not found.file.is_file():
+        return None
+    return found
+
+
+async def entry(shelved: Shelved, path: str) -> zim.Entry | None:
+    return await asyncio.to_thread(zim.entry, shelved.file, path)
+
+
+async def main_path(shelved: Shelved) -> str:
+    return await asyncio.to_thread(zim.main_path, shelved.file)
+
+
+async def search(shelved: Shelved, query: str) -> tuple[list[zim.Page], list[zim.Page]]:
+    return await asyncio.to_thread(shelf.search, shelved, query, RESULTS)
+
+
+async def spend(kernel: Kernel, active: ActiveSession, now: datetime) -> bool:
+    """Spend this minute of reading; False when the day's `library` minutes are used up. The store not answering
+    raises `QuotaUnavailable` (the view refuses: metering never fails open)."""
+    policy = kernel.policies.snapshot
+    who = active.subject
+    minute = local_minute(now, policy.timezone)
+    budget = policy.budgets.budget(who.inmate, who.groups, CATEGORY)
+    mark = await kernel.quota.check_and_mark(who.inmate, CATEGORY, minute.day, minute.index, budget)
+    return mark.allowed
+
+
+async def note(kernel: Kernel, tag: Tag, *, actor: str, terminal: str, address: str, reason: str, path: str = "",
+               decision: str = "allow") -> None:
+    await record(kernel, AuditEvent(tag, "portal", actor=actor, terminal=terminal, client_addr=address,
+                                    method="GET" if path else "", path=path, decision=decision, reason=reason))
