@@ -42,10 +42,12 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/curation", N_("Site requests"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
     ("/curation/proposals", N_("Proposals"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
     ("/curation/rules", N_("Rules"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
+    ("/library-admin", N_("Libraries"), frozenset({StaffRole.EDUCATION})),
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
-                                             ("/courses", N_("Courses")), ("/requests", N_("Site requests")))
+                                             ("/courses", N_("Courses")), ("/library", N_("Library")),
+                                             ("/requests", N_("Site requests")))
 
 
 def navigation(request: web.Request) -> list[Link]:

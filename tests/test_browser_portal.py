@@ -235,7 +235,7 @@ async def test_inmate_logs_in_and_out_at_a_terminal(site: Platform, browser: Bro
         await page.wait_for_url(f"{site.portal}/home")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, Jan Peeters")
         await expect(page.get_by_test_id("terminal")).to_have_text("cell-1 (cell)")
-        assert await nav_links(page) == ["/home", "/learning", "/courses", "/requests"]
+        assert await nav_links(page) == ["/home", "/learning", "/courses", "/library", "/requests"]
         minutes = page.get_by_test_id("minutes")
         await expect(minutes.get_by_role("row")).to_have_count(4)  # the head and three categories
         await expect(minutes.get_by_role("row", name="General")).to_contain_text("60 of 60 minutes")
