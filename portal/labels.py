@@ -11,7 +11,7 @@ ROLE_LABELS = {"education": N_("Education"), "security": N_("Security"), "superv
 KIND_LABELS = {"cell": N_("cell"), "classroom": N_("classroom"), "library": N_("library"), "booth": N_("booth")}
 # Translators: a quota category of sites on the inmate's home page ("general: 35 of 60 minutes left").
 CATEGORY_LABELS = {"general": N_("General"), "jobs": N_("Jobs"), "learning": N_("Learning"),
-                   "housing": N_("Housing"), "admin": N_("Administration")}
+                   "housing": N_("Housing"), "admin": N_("Administration"), "library": N_("Library")}
 STATUS_LABELS = {"active": N_("Active"), "suspended": N_("Suspended"), "released": N_("Released")}
 
 

@@ -22,7 +22,8 @@ from gatehouse.library import zim
 from gatehouse.library.models import Hidden, Library
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+GROUP = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+"""As inmate groups are named (gatehouse/inmates.py); names are taken in lower case."""
 MAX_PATH = 1024
 
 
@@ -80,7 +81,7 @@ def clean_path(path: str) -> str:
 
 
 def clean_groups(text: str | Iterable[str]) -> list[str]:
-    names = text.replace(",", " ").split() if isinstance(text, str) else list(text)
+    names = [n.lower() for n in (text.replace(",", " ").split() if isinstance(text, str) else list(text))]
     for name in names:
         if not GROUP.fullmatch(name):
             raise InvalidInput(f"groups: {name!r} is not a group name; separate group names with commas")

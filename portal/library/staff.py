@@ -45,7 +45,8 @@ async def _page(request: web.Request, *, status: int = 200, name: str = "", erro
     return render(request, "library/admin.html", {
         "title": _("Libraries"), "libraries": await services.visible(kernel, None), "zone": facility_zone(request),
         "failed": name, "errors": errors or {}, "values": values or {}, "done": _(done) if done else "",
-        "message": _("Nothing was changed. Correct the field marked below.") if errors else ""}, status=status)
+        "message": (errors.get("form") or _("Nothing was changed. Correct the field marked below.")) if errors else ""},
+        status=status)
 
 
 @routes.get("/library-admin", name="library-admin")
