@@ -192,7 +192,6 @@ def rule_of(spec: Mapping[str, Any], rule_id: str, source: str = "database") -> 
 def needs(spec: Mapping[str, Any], triggers: Iterable[str]) -> tuple[str, list[str]]:
     """Which role approves it (security, or education for a narrow rule) and why."""
     said = set(triggers)
-    why: list[str] = []
     scoped = any(spec.get(k) for k in ("inmates", "groups", "courses"))
     checks = {
         "everyone": not scoped,
@@ -342,18 +341,19 @@ def one_line(spec: Mapping[str, Any] | None) -> str:
 
 
 def _claim(session: Session, proposal: Proposal, status: ProposalStatus, by: str, now: datetime,
-           answer: str = "") -> None:
-    """Move the proposal out of `pending` in one conditional update: of concurrent deciders, one wins."""
-    won = session.execute(update(Proposal).where(Proposal.id == proposal.id,
-                                                 Proposal.status == ProposalStatus.PENDING.value,
-                                                 Proposal.proposed_by != by)
+           answer: str = "", *, second_eyes: bool = True) -> None:
+    """Move the proposal out of `pending` in one conditional update: of concurrent deciders, one wins. With
+    `second_eyes` the update itself also refuses the proposer."""
+    where = [Proposal.id == proposal.id, Proposal.status == ProposalStatus.PENDING.value]
+    if second_eyes:
+        where.append(Proposal.proposed_by != by)
+    won = session.execute(update(Proposal).where(*where)
                           .values(status=status.value, decided_by=by, decided_at=now, answer=answer)
                           .execution_options(synchronize_session=False))
+    session.refresh(proposal)
     if getattr(won, "rowcount", 0) != 1:
-        session.refresh(proposal)
         raise Refused(f"proposal {proposal.id} is {proposal.status} already"
                       + (f" (by {proposal.decided_by})" if proposal.decided_by else ""))
-    session.refresh(proposal)
 
 
 def approve(session: Session, proposal_id: int, *, by: str, roles: Iterable[str], now: datetime) -> Decided:
@@ -400,19 +400,8 @@ def refuse(session: Session, proposal_id: int, *, reason: str, by: str, roles: I
         raise Refused(f"{by} proposed it; sending back is for the second pair of eyes")
     if proposal.proposed_by != by and (why := may_approve(proposal, by, roles)):
         raise Refused(why)  # the proposer may take their own proposal back (refuse it), never approve it
-    _claim_any(session, proposal, ProposalStatus.RETURNED if back else ProposalStatus.REFUSED, by, now, answer)
+    _claim(session, proposal, ProposalStatus.RETURNED if back else ProposalStatus.REFUSED, by, now, answer,
+           second_eyes=False)
     if proposal.request is not None and proposal.request.status == RequestStatus.PROPOSED.value:
         proposal.request.status = RequestStatus.OPEN.value
     return Decided(proposal, before=proposal.before, request=proposal.request)
-
-
-def _claim_any(session: Session, proposal: Proposal, status: ProposalStatus, by: str, now: datetime,
-               answer: str) -> None:
-    won = session.execute(update(Proposal).where(Proposal.id == proposal.id,
-                                                 Proposal.status == ProposalStatus.PENDING.value)
-                          .values(status=status.value, decided_by=by, decided_at=now, answer=answer)
-                          .execution_options(synchronize_session=False))
-    if getattr(won, "rowcount", 0) != 1:
-        session.refresh(proposal)
-        raise Refused(f"proposal {proposal.id} is {proposal.status} already")
-    session.refresh(proposal)

@@ -18,7 +18,7 @@ from gatehouse.curation.models import Proposal, ProposalKind
 from gatehouse.curation.proposals import rule_of
 from gatehouse.db.models import Inmate, InmateStatus, PolicyRule, TerminalKind
 from gatehouse.explain import Explanation, parse_url
-from gatehouse.learning.grants import active_courses
+from gatehouse.learning.grants import active_courses_of_all
 from policies.decision import Subject, decide_url
 from policies.rules import Rule
 from policies.snapshot import Snapshot
@@ -79,22 +79,19 @@ class Impact:
     """How many inmates were looked at (every active inmate)."""
 
 
-def _kinds(rule_terminals: frozenset[str]) -> list[str]:
-    return sorted(rule_terminals) if rule_terminals else [k.value for k in TerminalKind]
-
-
 def impact(session: Session, before: Snapshot, after: Snapshot, url: str, now: datetime, *,
            requester: str = "") -> Impact:
     """Who gains and who loses `url` (at any kind of terminal, now), and the explanation for one of them."""
     scheme, facts = parse_url(url, "GET")
-    touched = {r.id: r for r in before.rules} | {r.id: r for r in after.rules}
-    kinds = sorted({k for r in touched.values() for k in _kinds(r.terminals)}) or [k.value for k in TerminalKind]
+    kinds = [k.value for k in TerminalKind]
+    courses = active_courses_of_all(session, now)
+    inmates = list(session.scalars(select(Inmate).where(Inmate.status == InmateStatus.ACTIVE.value)
+                                   .order_by(Inmate.number)))
     gain, lose = [], []
     first: Subject | None = None
-    for inmate in session.scalars(select(Inmate).where(Inmate.status == InmateStatus.ACTIVE.value)
-                                  .order_by(Inmate.number)):
+    for inmate in inmates:
         who = Subject(inmate.number, frozenset(inmate.group_names), "", "", "",
-                      courses=active_courses(session, inmate.id, now))
+                      courses=courses.get(inmate.id, frozenset()))
 
         def allowed(policy: Snapshot, who: Subject = who) -> bool:
             return any(decide_url(scheme, facts, replace(who, terminal_kind=k), policy, now=now).final.allowed
@@ -112,8 +109,7 @@ def impact(session: Session, before: Snapshot, after: Snapshot, url: str, now: d
         lines = tuple(  # type: ignore[assignment]
             tuple(Explanation(first, facts, local, decide_url(scheme, facts, first, policy, now=now)).lines())
             for policy in (before, after))
-    return Impact(url, tuple(gain), tuple(lose), lines[0], lines[1],
-                  session.query(Inmate).filter(Inmate.status == InmateStatus.ACTIVE.value).count())
+    return Impact(url, tuple(gain), tuple(lose), lines[0], lines[1], len(inmates))
 
 
 def url_for(spec: dict[str, Any], asked: str = "") -> str:
