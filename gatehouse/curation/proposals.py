@@ -206,6 +206,21 @@ def needs(spec: Mapping[str, Any], triggers: Iterable[str]) -> tuple[str, list[s
     return (StaffRole.SECURITY.value, why) if why else (StaffRole.EDUCATION.value, [])
 
 
+def approver(kind: ProposalKind, spec: Mapping[str, Any], before: Mapping[str, Any] | None,
+             triggers: Iterable[str]) -> tuple[str, list[str]]:
+    """Who approves a proposal of this kind, and why: a removal only narrows (a second pair of eyes of either
+    role); a change is judged on what the rule becomes and on what it was."""
+    said = tuple(triggers)
+    if kind is ProposalKind.REMOVE:
+        return needs({"inmates": ["-"]}, said)
+    role, why = needs(spec, said)
+    if kind is ProposalKind.EDIT and before is not None:
+        was_role, was_why = needs(before, said)
+        if was_role == StaffRole.SECURITY.value:
+            role, why = was_role, sorted(set(why) | set(was_why))
+    return role, why
+
+
 def parse_triggers(value: Any) -> tuple[str, ...]:
     """`curation.security_approves`: names from TRIGGERS, or `all`."""
     words = _words(value) if isinstance(value, str) else [str(v) for v in value]
@@ -259,11 +274,7 @@ def propose(session: Session, *, spec: dict[str, Any], by: str, now: datetime, t
             spec = before
         elif spec == before:
             raise InvalidInput(f"nothing changed in {rule_id}")
-    role, why = needs(spec if kind is not ProposalKind.REMOVE else {"inmates": ["-"]}, triggers)
-    if kind is ProposalKind.EDIT and before is not None:  # widening a rule is judged on what it becomes and was
-        was_role, was_why = needs(before, triggers)
-        if was_role == StaffRole.SECURITY.value:
-            role, why = was_role, sorted(set(why) | set(was_why))
+    role, why = approver(kind, spec, before, triggers)
     row = Proposal(kind=kind.value, rule_id=rule_id or "pending", spec=spec, before=before, note=note.strip()[:1000],
                    request=request, needs=role, why_needs="; ".join(why), status=ProposalStatus.PENDING.value,
                    proposed_by=by, proposed_at=now)

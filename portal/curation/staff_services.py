@@ -138,15 +138,7 @@ class Assessed:
 def approver(spec: Mapping[str, Any], kind: ProposalKind, before: Mapping[str, Any] | None,
              triggers: Iterable[str]) -> tuple[str, tuple[str, ...]]:
     """Who must approve and why, as `proposals.propose` will store it."""
-    said = tuple(triggers)
-    if kind is ProposalKind.REMOVE:
-        role, why = proposals.needs({"inmates": ["-"]}, said)
-    else:
-        role, why = proposals.needs(spec, said)
-    if kind is ProposalKind.EDIT and before is not None:
-        was_role, was_why = proposals.needs(before, said)
-        if was_role == "security":
-            role, why = was_role, sorted(set(why) | set(was_why))
+    role, why = proposals.approver(kind, spec, before, triggers)
     return role, tuple(why)
 
 
