@@ -194,8 +194,8 @@ class RedisQuotaStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "gh:quota:", retention: float = RETENTION,
-                 connections: int = 50) -> RedisQuotaStore:
-        return cls(bounded_redis(url, connections), prefix, retention)
+                 connections: int = 50, timeout: float = 2.0) -> RedisQuotaStore:
+        return cls(bounded_redis(url, connections, timeout), prefix, retention)
 
     def _key(self, inmate: str, category: str, day: date) -> str:
         """The inmate is the hash tag: all of one inmate's days and categories live in one cluster slot."""
