@@ -34,7 +34,8 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
         return
     url = request.getfixturevalue("redis_url")
     prefix = f"gh:test:{secrets.token_hex(6)}:"
-    redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    # generous timeouts: these tests are about counting under concurrency, not about a slow Redis
+    redis = Redis.from_url(url, socket_timeout=15, socket_connect_timeout=15)
     made = RedisLimiter(redis, prefix=prefix)
     yield made
     cleanup = Redis.from_url(url)
