@@ -1,0 +1,1 @@
+"""The directory of services for release: HSDS entries, jobs and release plans."""
