@@ -70,6 +70,13 @@ class Kernel:
         ensure_signing_key(self.settings.data_dir)
         return load_signer(self.settings.data_dir)
 
+    async def record(self, event: AuditEvent) -> None:
+        """Through the process's audit writer (a portal or gateway), or the CLI's own chain where none runs."""
+        if self.audit is not None:
+            await self.audit.write(event)
+        else:
+            await asyncio.to_thread(self.record_now, event)
+
     def record_now(self, event: AuditEvent) -> None:
         """For the CLI, where no writer task runs: append to the CLI's own chain under a lock, fsync, sign a
         checkpoint of it, ship."""

@@ -258,6 +258,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("curation.recheck_hours", 24,
             "How often the page of each approved inspected rule is fetched again and compared (the second look on "
             "drift).", _positive),
+    Setting("resources.stale_days", 180,
+            "Directory entries not checked for this many days are listed as stale for staff.", _positive),
+    Setting("resources.check_links_hours", 24,
+            "How often the website of every directory entry is visited to find dead or redirected links.",
+            _positive),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 

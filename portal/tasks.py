@@ -13,10 +13,16 @@ from gatehouse.audit import AuditUnavailable
 log = logging.getLogger(__name__)
 
 
-async def repeat(stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
-    """`work` every `seconds` until `stop`; a failure (database, disk, audit log) is logged once, tried again at the
-    next interval, and its end is logged too."""
+async def repeat(stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]], what: str, *,
+                 first_after: float = 0.0) -> None:
+    """`work` every `seconds` (the first time after `first_after`) until `stop`; a failure (database, disk, audit
+    log) is logged once, tried again at the next interval, and its end is logged too."""
     failing = False
+    if first_after > 0:
+        try:
+            await asyncio.wait_for(stop.wait(), first_after)
+        except TimeoutError:
+            pass
     while not stop.is_set():
         try:
             await work()

@@ -167,7 +167,14 @@ def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
     from alembic.migration import MigrationContext
 
     from gatehouse.db.models import Base
+    from gatehouse.resources.search import INDEX_TABLE
+
+    def modelled(name: str | None, kind: str, parents: dict[str, str | None]) -> bool:
+        """The directory's search index is made per database by its migration, not from a model."""
+        table = name if kind == "table" else parents.get("table_name")
+        return not (table or "").startswith(INDEX_TABLE)
 
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": modelled})
+        differences = compare_metadata(context, Base.metadata)
     assert differences == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from gatehouse.cli import admin, audit, control, curation, learning, library, ops, staff
+from gatehouse.cli import admin, audit, control, curation, learning, library, ops, resources, staff
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import SettingsError
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     learning.register(commands, common)
     curation.register(commands, common)
     library.register(commands, common)
+    resources.register(commands, common)
     _describe(parser)
     return parser
 

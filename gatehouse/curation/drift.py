@@ -164,14 +164,6 @@ def store(session: Session, item: Due, preview: Preview, now: datetime,
     return Checked(item.rule_id, item.url, before is None and not preview.error, tuple(lines), newly)
 
 
-async def _record(kernel: Kernel, event: AuditEvent) -> None:
-    """Through the process's audit writer (the portal), or the CLI's own chain."""
-    if kernel.audit is not None:
-        await kernel.audit.write(event)
-    else:
-        await asyncio.to_thread(kernel.record_now, event)
-
-
 async def recheck(kernel: Kernel, now: datetime, *, rule_id: str = "", plane: str = "portal") -> list[Checked]:
     """Look again at the pages due (or at `rule_id`'s now), keep each look, and record each newly flagged rule."""
     now = _naive_utc(now)
@@ -203,7 +195,7 @@ async def recheck(kernel: Kernel, now: datetime, *, rule_id: str = "", plane: st
 
         checked = await asyncio.to_thread(keep)
         if checked is not None and checked.newly_flagged:
-            await _record(kernel, AuditEvent(Tag.CURATION_PAGE_FLAGGED, plane, actor="curation", decision="deny",
+            await kernel.record(AuditEvent(Tag.CURATION_PAGE_FLAGGED, plane, actor="curation", decision="deny",
                                              host=urlsplit(item.url).hostname or "",
                                              reason=f"{item.rule_id}: {item.url}: " + " ".join(checked.drift)))
             log.info("curation: the page of %s is flagged: %s", item.rule_id, " ".join(checked.drift))

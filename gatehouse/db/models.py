@@ -332,3 +332,4 @@ __all__ = [
 from gatehouse.curation import models as _curation_models  # noqa: E402,F401
 from gatehouse.learning import models as _learning_models  # noqa: E402,F401
 from gatehouse.library import models as _library_models  # noqa: E402,F401
+from gatehouse.resources import models as _resources_models  # noqa: E402,F401
