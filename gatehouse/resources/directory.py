@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -65,6 +65,8 @@ def _columns(service: hsds.Service) -> dict[str, object]:
     for name in FEED_FIELDS:
         value = getattr(service, name)
         values[name] = ("" if value is None else str(value)) if name in TEXT_COLUMNS else value
+    if service.last_modified is not None:  # kept as naive UTC, as every time in the database
+        values["last_modified"] = service.last_modified.astimezone(UTC).replace(tzinfo=None)
     values["details"] = hsds.details_of(service)
     values["language"] = next((_language_code(lang.code) for lang in service.languages if lang.code), "")
     return values
@@ -125,5 +127,7 @@ def _as_hsds(row: Service) -> hsds.Service:
     values: dict[str, Any] = {name: (getattr(row, name) or None) if name in TEXT_COLUMNS else getattr(row, name)
                               for name in FEED_FIELDS}
     values["status"] = row.status or "active"
+    if row.last_modified is not None:
+        values["last_modified"] = row.last_modified.replace(tzinfo=UTC)
     return hsds.with_details(hsds.Service(id=row.id, organization_id=row.organization_id, **values),
                              row.details or {})
