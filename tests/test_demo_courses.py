@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from gatehouse.kernel import Kernel
 from gatehouse.learning import catalog, lessons
 from gatehouse.learning.models import Enrolment
 from gatehouse.learning.package import QUESTION_TYPES, Course, load_package
+from gatehouse.resources.search import search
 from gatehouse.settings import load_settings
 from policies.decision import RequestFacts, Subject, Verdict, decide_request
 from policies.rules import parse_policy
@@ -141,3 +143,22 @@ def test_a_site_request_waits_for_review_and_its_host_may_be_previewed(demo_dir:
     assert "library.demo.test" in SITES and "library.demo.test" in snapshot.exact
     asked = RequestFacts("GET", "library.demo.test", 443, "/")
     assert decide_request(asked, who(), snapshot, now=NOW).verdict is Verdict.DENY
+
+
+def test_the_demo_directory_is_imported_and_two_of_its_sites_are_demo_sites(demo_dir: Path) -> None:
+    """The demo's release services are in the directory, searchable, and the two that point at demo sites are ones
+    the demo policy already allows (so an inmate can follow them without the internet)."""
+    kernel = Kernel.open(load_settings(demo_dir))
+    try:
+        with kernel.factory() as session:
+            found = {s.id: s.url for s in search(session, "", "en")}
+            housing = [s.id for s in search(session, "logement", "fr")]
+    finally:
+        kernel.engine.dispose()
+    assert len(found) == 6 and "svc-logement-accueil" in housing
+    hosts = {urlsplit(url).hostname for url in found.values()} & set(SITES)
+    assert hosts == {"housing.demo.test", "jobs.demo.test"}
+    policy = load_settings(demo_dir).policy_dir / "demo.yaml"
+    snapshot = Snapshot.build(parse_policy(policy.read_text(encoding="utf-8"), policy.name).rules)
+    for host in hosts:
+        assert decide_request(RequestFacts("GET", host, 443, "/"), who(), snapshot, now=NOW).verdict is Verdict.ALLOW

@@ -29,6 +29,7 @@ from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
 from gatehouse.learning import catalog, enrolment
 from gatehouse.learning.package import load_package
+from gatehouse.resources import directory, hsds
 from gatehouse.settings import Settings
 from gatehouse.staff import add_staff
 from gatehouse.terminals import add_terminal
@@ -104,6 +105,8 @@ COURSES = Path(__file__).parent / "courses"
 ENROLMENTS = (("digital-basics", "A1001"),)
 """(course, inmate) enrolled by the education account at start; the job course's site opens only on enrolment."""
 EDUCATOR = "eva"
+DIRECTORY = Path(__file__).parent / "directory" / "services.json"
+"""The demo's HSDS feed, imported at start as `gatehouse resources import` would."""
 REQUESTS = (("A1003", "https://library.demo.test/", "course", "E-books for my Dutch course."),)
 """(inmate, URL, purpose, reason) waiting in the education staff's queue at start."""
 
@@ -130,6 +133,7 @@ def populate(settings: Settings) -> None:
                           now=utcnow())
             events = _courses(session)
             events.append(library.shelve(session, settings.data_dir))
+            events.append(_directory(session))
             for number, url, purpose, reason in REQUESTS:
                 asking.ask(session, inmate=number, url=url, purpose=purpose, reason=reason, now=utcnow(),
                            limit=settings["curation.max_open_requests"])
@@ -141,6 +145,13 @@ def populate(settings: Settings) -> None:
         kernel.engine.dispose()
     (settings.policy_dir / "example.yaml").unlink(missing_ok=True)
     (settings.policy_dir / "demo.yaml").write_text(POLICY, encoding="utf-8")
+
+
+def _directory(session: Session) -> AuditEvent:
+    """The demo's directory of release services (an HSDS feed); two of them point at demo sites."""
+    done = directory.import_directory(session, hsds.read(DIRECTORY), now=utcnow())
+    return AuditEvent(Tag.RESOURCES_IMPORTED, "cli", actor="demo", decision="allow",
+                      reason=f"{done}; from {DIRECTORY.name}; demo start")
 
 
 def _courses(session: Session) -> list[AuditEvent]:
