@@ -21,6 +21,9 @@ from gatehouse.errors import Conflict, InvalidInput
 from gatehouse.resources import directory, entries, hsds
 from gatehouse.resources.models import Facet, Service, Website
 from gatehouse.resources.search import INDEX_TABLE, Filters, facet_values, search
+from policies.decision import Subject
+from policies.rules import parse_policy
+from policies.snapshot import Snapshot
 
 TODAY = date(2026, 12, 4)
 TRIGGERS = ("everyone", "group", "course", "passthrough", "methods", "websocket", "ports")
@@ -243,3 +246,17 @@ def test_a_website_opens_only_through_four_eyes(factory: sessionmaker[Session]) 
         closed = entries.propose_website(session, "svc-1", Website.CLOSED, by="eva", now=now, triggers=TRIGGERS)
         proposals.approve(session, closed[0].id, by="sam", roles=["security"], now=now)
         assert entries.website_status(session, service).state == entries.WebsiteState.CLOSED
+
+
+@pytest.mark.parametrize(("url", "terminal", "opens"), [
+    ("https://woonpunt.example/aanvraag", "cell", True),
+    ("https://woonpunt.example/aanvraag", "library", False),  # the rule is for cells only
+    ("https://emploi.example/", "cell", False),  # no rule names it
+    ("not a web address", "cell", False),
+    ("ftp://woonpunt.example/", "cell", False),
+])
+def test_an_entry_says_whether_its_site_opens_as_the_gateway_decides(url: str, terminal: str, opens: bool) -> None:
+    parsed = parse_policy("rules:\n  - id: housing\n    allow: [woonpunt.example]\n    terminals: [cell]\n", "t.yaml")
+    policy = Snapshot.build(parsed.rules)
+    who = Subject("A1", frozenset(), "t1", terminal, "s1")
+    assert entries.opens_for(policy, who, url, utcnow()) is opens

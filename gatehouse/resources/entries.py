@@ -23,9 +23,12 @@ from gatehouse.curation import proposals
 from gatehouse.curation.models import Proposal, ProposalKind, ProposalStatus
 from gatehouse.db.models import PolicyRule
 from gatehouse.errors import Conflict, InvalidInput, NotFound
+from gatehouse.explain import parse_url
 from gatehouse.resources.models import Service, Website
 from gatehouse.resources.search import reindex
+from policies.decision import Subject, decide_url
 from policies.hosts import HostError, canonical_host
+from policies.snapshot import Snapshot
 
 EDITABLE = ("name", "alternate_name", "description", "url", "email", "status", "application_process",
             "fees_description", "eligibility_description")
@@ -189,3 +192,13 @@ def propose_website(session: Session, service_id: str, mode: Website, *, form_pa
     service.website_proposals = [*(service.website_proposals or []), *(p.id for p in made)]
     service.updated_by, service.updated_at = by, now
     return made
+
+
+def opens_for(policy: Snapshot, who: Subject, url: str, now: datetime) -> bool:
+    """Whether the gateway lets this inmate, at this terminal, open `url` now, by the policy in force (a file
+    rule, a curated rule or the entry's own): what the entry page says, decided as the gateway decides."""
+    try:
+        scheme, facts = parse_url(url, "GET")
+        return decide_url(scheme, facts, who, policy, now=now).final.allowed
+    except (InvalidInput, HostError, ValueError):
+        return False
