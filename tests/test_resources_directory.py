@@ -112,6 +112,8 @@ def names(found: list[Service]) -> list[str]:
     ("Schulden", "de", ["svc-3"]),
     ("schuld", "de", ["svc-3"]),
     ("woonpunt", "en", ["svc-1"]),  # the organization's name is searched too
+    ("carte d identite", "fr", ["svc-1", "svc-2", "svc-3"]),  # without the accents a reader may leave out
+    ("Maison de l'emploi", "en", ["svc-2", "svc-3"]),
     ("identiteitskaart", "nl", ["svc-1", "svc-2", "svc-3"]),  # a required document (inactive svc-4 left out)
     ("", "fr", ["svc-2", "svc-3", "svc-1"]),  # no words: every active entry, by name
 ])
@@ -144,9 +146,10 @@ def test_filters_narrow_the_directory(read_only: sessionmaker[Session], filters:
 
 def test_facet_choices_come_from_active_entries(read_only: sessionmaker[Session]) -> None:
     with read_only() as session:
-        assert facet_values(session, Facet.CATEGORY) == ["debt", "employment", "housing"]
-        assert facet_values(session, Facet.CITY) == ["brussel", "eupen", "liege"]
-        assert facet_values(session, Facet.LANGUAGE) == ["de", "fr", "nl"]
+        assert facet_values(session, Facet.CATEGORY) == [("debt", "debt"), ("employment", "employment"),
+                                                         ("housing", "housing")]
+        assert facet_values(session, Facet.CITY) == [("brussel", "Brussel"), ("eupen", "Eupen"), ("liege", "Liège")]
+        assert [v for v, _label in facet_values(session, Facet.LANGUAGE)] == ["de", "fr", "nl"]
 
 
 def test_reimport_updates_by_id_and_keeps_what_staff_decided(factory: sessionmaker[Session]) -> None:

@@ -44,20 +44,29 @@ def _language_code(code: str | None) -> str:
     return (code or "").split("-")[0].strip().lower()
 
 
-def facets_of(service: hsds.Service) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = {(Facet.CATEGORY.value, facet_value(c)) for c in hsds.categories(service)}
+def facets_of(service: hsds.Service) -> dict[tuple[str, str], str]:
+    """(kind, value as looked up) → the value as the feed wrote it."""
+    found: dict[tuple[str, str], str] = {}
+
+    def add(kind: Facet, written: str | None) -> None:
+        written = " ".join((written or "").split())
+        if written and (value := facet_value(written)[:128]):
+            found.setdefault((kind.value, value), written[:128])
+
+    for category in hsds.categories(service):
+        add(Facet.CATEGORY, category)
     for location in service.locations:
         for address in location.addresses:
-            if address.city:
-                found.add((Facet.CITY.value, facet_value(address.city)))
-            for region in (address.region, address.state_province):
-                if region:
-                    found.add((Facet.REGION.value, facet_value(region)))
-    found |= {(Facet.REGION.value, facet_value(area.name)) for area in service.service_areas if area.name}
-    found |= {(Facet.LANGUAGE.value, _language_code(lang.code)) for lang in service.languages if lang.code}
+            add(Facet.CITY, address.city)
+            add(Facet.REGION, address.region)
+            add(Facet.REGION, address.state_province)
+    for area in service.service_areas:
+        add(Facet.REGION, area.name)
+    for language in service.languages:
+        add(Facet.LANGUAGE, _language_code(language.code))
     if hsds.open_to_conviction(service):
-        found.add((Facet.CONVICTION.value, "yes"))
-    return {(kind, value[:128]) for kind, value in found if value}
+        add(Facet.CONVICTION, "yes")
+    return found
 
 
 def _columns(service: hsds.Service) -> dict[str, object]:
@@ -92,7 +101,7 @@ def import_directory(session: Session, directory: hsds.Directory, *, now: dateti
             session.add(row)
             added += 1
         elif (all(getattr(row, k) == v for k, v in values.items()) and row.organization_id == service.organization_id
-              and {(f.kind, f.value) for f in row.facets} == wanted):
+              and {(f.kind, f.value): f.label for f in row.facets} == wanted):
             same += 1
             continue
         else:
@@ -101,7 +110,8 @@ def import_directory(session: Session, directory: hsds.Directory, *, now: dateti
         for name, value in values.items():
             setattr(row, name, value)
         row.imported_at, row.updated_at, row.updated_by = now, now, "import"
-        row.facets = [ServiceFacet(kind=kind, value=value) for kind, value in sorted(wanted)]
+        row.facets = [ServiceFacet(kind=kind, value=value, label=label)
+                      for (kind, value), label in sorted(wanted.items())]
         touched.append(row)
     session.flush()
     for row in touched:

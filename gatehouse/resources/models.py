@@ -115,6 +115,9 @@ class ServiceFacet(Base):
                                             primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """As it is looked up: lower case, without accents (see `search.facet_value`)."""
+    label: Mapped[str] = mapped_column(String(128), default="")
+    """As the feed wrote it ("Liège"), for the filter's choices."""
 
 
 class Contract(enum.StrEnum):

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import snowballstemmer
-from sqlalchemy import Float, String, and_, column, exists, or_, select, text
+from sqlalchemy import Float, String, and_, column, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from gatehouse.resources.models import Facet, Service, ServiceFacet
@@ -52,8 +52,9 @@ def _stemmer(language: str) -> Any:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str, language: str) -> str:
-    """The word's stem by the language's rules, then without diacritics (the stemmers expect the accents)."""
-    return plain(str(_stemmer(language).stemWord(word)))
+    """The stem of the word without its diacritics, by the language's rules: readers type "mediation" for
+    "médiation" and "Lenin" for "Lénine", and the English rules stem the two spellings apart."""
+    return str(_stemmer(language).stemWord(plain(word)))
 
 
 def stems(value: str, language: str) -> list[str]:
@@ -89,8 +90,9 @@ def reindex(session: Session, services: Sequence[Service]) -> None:
         session.execute(text(f"INSERT INTO {INDEX_TABLE} (service_id, language, name, body) "
                              "VALUES (:id, :language, :name, :body)"), rows)
     else:
-        for row in rows:
+        for row in rows:  # PostgreSQL stems, but has no unaccent without an extension: the text comes plain
             row["language"] = DICTIONARIES[row["language"]]
+            row["name"], row["body"] = plain(row["name"]), plain(row["body"])
         session.execute(text(
             f"INSERT INTO {INDEX_TABLE} (service_id, config, vector) VALUES (:id, CAST(:language AS regconfig), "
             "setweight(to_tsvector(CAST(:language AS regconfig), :name), 'A') || "
@@ -134,7 +136,7 @@ def _matched(session: Session, query: str, language: str) -> Any:
         sql = text(f"SELECT service_id, -ts_rank(vector, q) AS rank FROM {INDEX_TABLE}, "
                    "websearch_to_tsquery(CAST(:config AS regconfig), :query) AS q "
                    "WHERE config = CAST(:config AS regconfig) AND vector @@ q").bindparams(
-            config=DICTIONARIES[language], query=" ".join(words(query)[:MAX_QUERY_WORDS]))
+            config=DICTIONARIES[language], query=" ".join(plain(w) for w in words(query)[:MAX_QUERY_WORDS]))
     return sql.columns(column("service_id", String), column("rank", Float)).subquery("matched")
 
 
@@ -168,11 +170,14 @@ def search(session: Session, query: str, language: str, filters: Filters = Filte
     return list(session.scalars(statement.limit(limit).offset(offset)).unique())
 
 
-def facet_values(session: Session, kind: Facet) -> list[str]:
-    """Every value of one kind that an active service has, for the filter's choices."""
-    return list(session.scalars(
-        select(ServiceFacet.value).join(Service, Service.id == ServiceFacet.service_id)
-        .where(ServiceFacet.kind == kind.value, Service.status == "active").distinct().order_by(ServiceFacet.value)))
+def facet_values(session: Session, kind: Facet) -> list[tuple[str, str]]:
+    """Every value of one kind that an active service has, with a label as a feed wrote it, for the filter's
+    choices."""
+    rows = session.execute(
+        select(ServiceFacet.value, func.min(ServiceFacet.label)).join(Service, Service.id == ServiceFacet.service_id)
+        .where(ServiceFacet.kind == kind.value, Service.status == "active")
+        .group_by(ServiceFacet.value).order_by(ServiceFacet.value))
+    return [(value, label or value) for value, label in rows]
 
 
 def _sqlite(session: Session) -> bool:

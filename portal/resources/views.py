@@ -382,10 +382,9 @@ class Choices:
 
 def choices(session: Session) -> Choices:
     """The filters' choices: every value an active entry has."""
-    return Choices([(c, category_name(c)) for c in facet_values(session, Facet.CATEGORY)],
-                   [(v, place_name(v)) for v in facet_values(session, Facet.CITY)],
-                   [(v, place_name(v)) for v in facet_values(session, Facet.REGION)],
-                   sorted(((c, language_name(c)) for c in facet_values(session, Facet.LANGUAGE)),
+    return Choices([(c, category_name(c)) for c, _label in facet_values(session, Facet.CATEGORY)],
+                   facet_values(session, Facet.CITY), facet_values(session, Facet.REGION),
+                   sorted(((c, language_name(c)) for c, _label in facet_values(session, Facet.LANGUAGE)),
                           key=lambda pair: pair[1].casefold()))
 
 

@@ -84,6 +84,7 @@ def upgrade() -> None:
     sa.Column('service_id', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('value', sa.String(length=128), nullable=False),
+    sa.Column('label', sa.String(length=128), nullable=False),
     sa.ForeignKeyConstraint(['service_id'], ['resources_services.id'], name=op.f('fk_resources_facets_service_id_resources_services'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('service_id', 'kind', 'value', name=op.f('pk_resources_facets'))
     )
