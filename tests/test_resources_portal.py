@@ -320,6 +320,9 @@ async def test_an_entry_in_plain_words(site: Platform, english: aiohttp.ClientSe
     words = text_of(body)
     assert "Monday, Wednesday, and Thursday, 10:00 – 17:00" in words and "Ages 18 to 67" in words
     assert "Phone: +32 2 555 20 20, extension 214" in words
+    website = body.split('data-testid="website"')[1].split("</div>")[0]
+    assert 'data-state="open"' in website and 'href="https://allowed.test/jobs"' in website, \
+        "a policy file's rule opens it, though no curated rule names it"
     status, _ = await page(english, site.portal + "/resources/service/no-such-entry")
     assert status == 404
 

@@ -9,7 +9,7 @@ inmate can note it for later instead of meeting a block page. Each entry opened 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal, InvalidOperation
@@ -322,8 +322,9 @@ def _documents(details: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def entry_of(session: Session, service: Service) -> Entry:
-    """Everything the entry's page says, read in the caller's transaction."""
+def entry_of(session: Session, service: Service, opens: Callable[[str], bool] | None = None) -> Entry:
+    """Everything the entry's page says, read in the caller's transaction. `opens`: for an inmate, whether the
+    policy in force lets them open an address (a file rule may open a site no curated rule names)."""
     details = service.details or {}
     phones = tuple(Phone(str(p.get("number") or ""), _(PHONE_TYPES[p["type"]]) if p.get("type") in PHONE_TYPES
                          else "", str(p.get("extension") or ""), str(p.get("description") or ""))
@@ -343,6 +344,10 @@ def entry_of(session: Session, service: Service) -> Entry:
         state = WebsiteState.OPEN if status.rules else WebsiteState.CLOSED  # open while a rule is in force
         if not status.rules and status.waiting:
             state = WebsiteState.WAITING
+        if opens is not None and opens(address):
+            state = WebsiteState.OPEN
+        elif opens is not None and state is WebsiteState.OPEN:  # a rule, but not for this terminal or hour
+            state = WebsiteState.CLOSED
         website = Website(address, state.value, bool(status.rules) and not status.waiting and bool(service.form_paths))
     return Entry(service.id, service.name, service.alternate_name, service.organization.name, service.description,
                  service.eligibility_description, ages(service.minimum_age, service.maximum_age),
@@ -428,6 +433,11 @@ def _missing(request: web.Request) -> web.Response:
 async def service_page(request: web.Request) -> web.Response:
     kernel = request.app[KERNEL]
     service_id, inmate = request.match_info["id"], is_inmate(request)
+    viewer = request[VIEWER]
+
+    def opens(address: str) -> bool:
+        return viewer.inmate is not None and entries.opens_for(kernel.policies.snapshot, viewer.inmate.subject,
+                                                               address, utcnow())
 
     def work(session: Session) -> Entry | None:
         try:
@@ -436,12 +446,11 @@ async def service_page(request: web.Request) -> web.Response:
             return None
         if inmate and service.status != "active":
             return None
-        return entry_of(session, service)
+        return entry_of(session, service, opens if inmate else None)
 
     entry = await read(kernel, work)
     if entry is None:
         return _missing(request)
-    viewer = request[VIEWER]
     actor, terminal = ((viewer.staff.username, "") if viewer.staff is not None else
                        (viewer.inmate.inmate_number, viewer.inmate.terminal_name) if viewer.inmate is not None else
                        ("", ""))
