@@ -39,7 +39,7 @@ from gatehouse.inmates import add_inmate
 from gatehouse.resources import directory, entries, hsds, links
 from gatehouse.resources.models import PlanItem, Service
 from portal import i18n
-from portal.resources import views
+from portal.resources.words import Hours, checked_words, opening_hours
 from tests.conftest import Origin, platform_settings, serve_origin
 from tests.helpers import CELL, CLASSROOM, INMATE, PIN, Platform, curl, staff_client
 
@@ -184,7 +184,7 @@ def upload(content: bytes, filename: str) -> aiohttp.FormData:
 def test_schedules_are_read_into_days_and_hours(language: str, schedule: dict[str, Any], said: str) -> None:
     i18n.activate(language)
     try:
-        (hours,) = views.opening_hours([schedule])
+        (hours,) = opening_hours([schedule])
     finally:
         i18n.activate("en")
     assert hours.when == said
@@ -192,10 +192,10 @@ def test_schedules_are_read_into_days_and_hours(language: str, schedule: dict[st
 
 def test_a_schedule_keeps_its_description_and_its_dates() -> None:
     i18n.activate("en")
-    (hours,) = views.opening_hours([{"freq": "WEEKLY", "byday": "WE", "opens_at": "13:30", "closes_at": "16:00",
+    (hours,) = opening_hours([{"freq": "WEEKLY", "byday": "WE", "opens_at": "13:30", "closes_at": "16:00",
                                      "valid_from": "2025-01-01", "valid_to": "2025-12-31",
                                      "description": "Afternoons in 2025"}])
-    assert hours == views.Hours("Wednesday, 13:30 – 16:00", "Afternoons in 2025; from Jan 1, 2025 to Dec 31, 2025")
+    assert hours == Hours("Wednesday, 13:30 – 16:00", "Afternoons in 2025; from Jan 1, 2025 to Dec 31, 2025")
 
 
 @pytest.mark.parametrize(("language", "days", "said"), [
@@ -207,7 +207,7 @@ def test_how_fresh_an_entry_is(language: str, days: int | None, said: str) -> No
     day = date(2026, 6, 1)
     i18n.activate(language)
     try:
-        words = views.checked_words(None if days is None else day - timedelta(days=days), day)
+        words = checked_words(None if days is None else day - timedelta(days=days), day)
     finally:
         i18n.activate("en")
     assert said in words

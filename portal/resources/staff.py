@@ -41,7 +41,7 @@ from portal.auth.services import record
 from portal.i18n import N_, _
 from portal.keys import KERNEL
 from portal.layout import facility_zone, render, safe_next
-from portal.resources import views
+from portal.resources import views, words
 from portal.transactions import change, read
 
 routes = web.RouteTableDef()
@@ -79,7 +79,7 @@ def _frame(request: web.Request, **context: Any) -> dict[str, Any]:
     def when(moment: datetime | None) -> str:
         return i18n.format_datetime(moment, zone, "short") if moment is not None else ""
     done = DONE.get(request.query.get("done", ""))
-    return {"when": when, "checked": views.checked_words, "category_name": views.category_name,
+    return {"when": when, "checked": words.checked_words, "category_name": words.category_name,
             "status_name": lambda s: _(STATUS_NAMES[s]) if s in STATUS_NAMES else s,
             "link_name": lambda s: _(LINK_NAMES[s]) if s in LINK_NAMES else s,
             "done": _(done) if done else "", "message": "", "errors": {}, **context}
