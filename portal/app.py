@@ -20,6 +20,7 @@ from gatehouse.curation import drift
 from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
 from gatehouse.policy_store import follow_files
+from gatehouse.resources import links
 from gatehouse.staff import StaffSessionPolicy
 from portal import i18n
 from portal.access import check_routes, public, session_middleware
@@ -35,6 +36,10 @@ from portal.learning.teaching import routes as teaching_routes
 from portal.learning.views import routes as learning_routes
 from portal.library.staff import routes as library_staff_routes
 from portal.library.views import routes as library_routes
+from portal.resources.jobs import routes as jobs_routes
+from portal.resources.plan import routes as plan_routes
+from portal.resources.staff import routes as resources_staff_routes
+from portal.resources.views import routes as resources_routes
 from portal.review import services as review
 from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
@@ -45,7 +50,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 EVENTS_POLL_S = 0.5
 FILES_POLL_S = 2.0
-DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation", "library")
+DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation", "library", "resources")
 
 
 @public
@@ -67,13 +72,16 @@ async def healthz(request: web.Request) -> web.Response:
 async def rounds(app: web.Application) -> AsyncIterator[None]:
     """What the portal does by itself: rules over the audit log every `audit.alert_scan_seconds`, and enrolments
     whose last day passed marked ended every minute (the gateway closed their sites at that date already), and
-    the pages of curated rules looked at again when due (`curation.recheck_hours`; asked every few minutes)."""
+    the pages of curated rules looked at again when due (`curation.recheck_hours`; asked every few minutes), and
+    the directory's websites visited when due (`resources.check_links_hours`; first asked minutes after start)."""
     kernel, stop = app[KERNEL], asyncio.Event()
     tasks = [asyncio.create_task(review.scan_forever(kernel, stop)),
              asyncio.create_task(repeat(stop, learning.SWEEP_SECONDS, lambda: learning.sweep_ended(kernel),
                                         "learning: ending enrolments past their last day")),
              asyncio.create_task(repeat(stop, drift.ROUND_SECONDS, lambda: drift.recheck_due(kernel, utcnow()),
-                                        "curation: the second look at approved pages"))]
+                                        "curation: the second look at approved pages")),
+             asyncio.create_task(repeat(stop, links.ROUND_SECONDS, lambda: links.check_due(kernel, utcnow()),
+                                        "resources: the directory's link check", first_after=links.ROUND_SECONDS))]
     yield
     stop.set()
     await asyncio.gather(*tasks)
@@ -144,6 +152,10 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
     app.add_routes(curation_staff_routes)
     app.add_routes(library_staff_routes)
     app.add_routes(library_routes)
+    app.add_routes(resources_staff_routes)
+    app.add_routes(resources_routes)
+    app.add_routes(jobs_routes)
+    app.add_routes(plan_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

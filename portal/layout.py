@@ -43,11 +43,15 @@ STAFF_LINKS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/curation/proposals", N_("Proposals"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
     ("/curation/rules", N_("Rules"), frozenset({StaffRole.EDUCATION, StaffRole.SECURITY})),
     ("/library-admin", N_("Libraries"), frozenset({StaffRole.EDUCATION})),
+    ("/resources-admin", N_("Directory of services"), frozenset({StaffRole.EDUCATION})),
+    ("/resources-admin/jobs", N_("Job offers"), frozenset({StaffRole.EDUCATION})),
+    ("/resources-admin/plans", N_("Release plans"), frozenset({StaffRole.EDUCATION})),
     ("/staff/account", N_("My account"), frozenset()),
 )
 INMATE_LINKS: tuple[tuple[str, str], ...] = (("/home", N_("Home")), ("/learning", N_("My learning")),
                                              ("/courses", N_("Courses")), ("/library", N_("Library")),
-                                             ("/requests", N_("Site requests")))
+                                             ("/resources", N_("Services for release")), ("/jobs", N_("Jobs")),
+                                             ("/plan", N_("My release plan")), ("/requests", N_("Site requests")))
 
 
 def navigation(request: web.Request) -> list[Link]:

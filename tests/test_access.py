@@ -96,6 +96,11 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/curation", staff_with("education", "security")),
     ("/library-admin", staff_with("education")),
     ("/library", inmates_and_staff),
+    ("/resources-admin", staff_with("education")),
+    ("/resources", inmates_and_staff),
+    ("/jobs", inmates),
+    ("/plan", inmates),
+    ("/plan.pdf", inmates),
     ("/verify", anyone),
     ("/login", anyone),
     ("/logout", anyone),
@@ -104,7 +109,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/healthz", anyone),
     ("/", anyone),
 )
-STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach", "/curation", "/library-admin")
+STAFF_AREAS = ("/admin", "/audit", "/control", "/staff", "/teach", "/curation", "/library-admin", "/resources-admin")
 PUBLIC_STAFF_PAGES = ("/staff/login", "/staff/logout")
 
 
@@ -193,7 +198,7 @@ class Portal:
         async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as client, \
                 client.request(target.method, self.base + target.path, headers=headers, data=data or None,
                                allow_redirects=False) as resp:
-            body = await resp.text()
+            body = await resp.text(errors="replace")  # a PDF or an image is not text
             return probe in self.reached, resp.status, resp.headers.get("Location", ""), body
 
 
