@@ -235,7 +235,8 @@ async def test_inmate_logs_in_and_out_at_a_terminal(site: Platform, browser: Bro
         await page.wait_for_url(f"{site.portal}/home")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Welcome, Jan Peeters")
         await expect(page.get_by_test_id("terminal")).to_have_text("cell-1 (cell)")
-        assert await nav_links(page) == ["/home", "/learning", "/courses", "/library", "/requests"]
+        assert await nav_links(page) == ["/home", "/learning", "/courses", "/library", "/resources", "/jobs", "/plan",
+                                        "/requests"]
         minutes = page.get_by_test_id("minutes")
         await expect(minutes.get_by_role("row")).to_have_count(4)  # the head and three categories
         await expect(minutes.get_by_role("row", name="General")).to_contain_text("60 of 60 minutes")
@@ -483,10 +484,12 @@ async def axe(page: Page) -> list[str]:
             for v in result["violations"]]
 
 
+# A checkbox or radio button inside its label is pressed anywhere on the label: the label is the target.
 SMALL_TARGETS = """size => [...document.querySelectorAll(
     'a[href], button, input:not([type=hidden]), select, textarea, summary, [role=button], [tabindex]')]
   .filter(e => !e.matches('.skip, main[tabindex="-1"]') && e.getClientRects().length)
-  .map(e => [e, e.getBoundingClientRect()])
+  .map(e => [e, (e.matches('input[type=checkbox], input[type=radio]') && e.closest('label') || e)
+                .getBoundingClientRect()])
   .filter(([e, r]) => r.width < size || r.height < size)
   .map(([e, r]) => `${e.outerHTML.slice(0, 80)} is ${Math.round(r.width)}x${Math.round(r.height)}`)"""
 

@@ -345,7 +345,7 @@ CSV_CASES = [
                  "tt-2,housng,Housing,gatehouse-category\ntt-3,convicted,Conviction,gatehouse-eligibility\n"
                  "tt-4,housng,Housing,another-taxonomy\n",
                  ["taxonomy_term.csv:3: code 'housng' is not a Gatehouse category (employment, housing, benefits, "
-                  "id-documents, health, addiction, debt, legal, family)",
+                  "id-documents, health, addiction, debt, legal, family, education)",
                   "taxonomy_term.csv:4: code 'convicted' is not a Gatehouse eligibility flag (open-to-conviction)"],
                  id="conventions"),
 ]
@@ -485,7 +485,7 @@ JSON_CASES = [
         "feed.json:5: location: latitude 'north' is not a latitude (a number from -90 to 90)",
         "feed.json:6: address: country 'Belgium' is not a country code (two letters, like BE)",
         "feed.json:9: taxonomy_term: code 'work' is not a Gatehouse category (employment, housing, benefits, "
-        "id-documents, health, addiction, debt, legal, family)"], id="locations-and-terms"),
+        "id-documents, health, addiction, debt, legal, family, education)"], id="locations-and-terms"),
     pytest.param('[\n  {"id": "svc-1",\n   "name": "Inschrijving"\n   "status": "active"}\n]',
                  ["feed.json:4: not valid JSON at column 4: Expecting ',' delimiter"], id="syntax"),
     pytest.param('[{"id": "svc-1", "name": "a",\n  "name": "b"}]',

@@ -35,7 +35,7 @@ from gatehouse.errors import InvalidInput
 
 CATEGORY_TAXONOMY = "gatehouse-category"
 CATEGORIES = ("employment", "housing", "benefits", "id-documents", "health", "addiction", "debt", "legal",
-              "family")
+              "family", "education")
 ELIGIBILITY_TAXONOMY = "gatehouse-eligibility"
 OPEN_TO_CONVICTION = "open-to-conviction"
 """The one eligibility code: the service takes people with a conviction (many state they do not)."""

@@ -21,7 +21,8 @@ from portal.i18n import N_, _, ngettext
 
 CATEGORIES = {"employment": N_("Jobs and work"), "housing": N_("Housing"), "benefits": N_("Benefits"),
               "id-documents": N_("ID documents"), "health": N_("Health"), "addiction": N_("Addiction"),
-              "debt": N_("Debt"), "legal": N_("Legal aid"), "family": N_("Family")}
+              "debt": N_("Debt"), "legal": N_("Legal aid"), "family": N_("Family"),
+              "education": N_("Education and training")}
 """The directory's categories (`hsds.CATEGORIES`) as a reader names them."""
 PHONE_TYPES = {"voice": N_("Phone"), "text": N_("Text message"), "fax": N_("Fax"), "cell": N_("Mobile"),
                "video": N_("Video call"), "pager": N_("Pager"), "textphone": N_("Textphone")}
