@@ -19,6 +19,7 @@ from gatehouse.kernel import Kernel
 from gatehouse.learning import catalog, lessons
 from gatehouse.learning.models import Enrolment
 from gatehouse.learning.package import QUESTION_TYPES, Course, load_package
+from gatehouse.resources import jobs, plans
 from gatehouse.resources.search import search
 from gatehouse.settings import load_settings
 from policies.decision import RequestFacts, Subject, Verdict, decide_request
@@ -162,3 +163,17 @@ def test_the_demo_directory_is_imported_and_two_of_its_sites_are_demo_sites(demo
     snapshot = Snapshot.build(parse_policy(policy.read_text(encoding="utf-8"), policy.name).rules)
     for host in hosts:
         assert decide_request(RequestFacts("GET", host, 443, "/"), who(), snapshot, now=NOW).verdict is Verdict.ALLOW
+
+
+def test_the_demo_posts_open_job_offers_and_supports_one_release(demo_dir: Path) -> None:
+    kernel = Kernel.open(load_settings(demo_dir))
+    try:
+        with kernel.factory() as session:
+            offers = jobs.open_offers(session, datetime.now(UTC).date(), jobs.JobFilters())
+            fair = jobs.open_offers(session, datetime.now(UTC).date(), jobs.JobFilters(fair_chance=True))
+            supported = [i.number for i in plans.supported_by(session, "eva")]
+    finally:
+        kernel.engine.dispose()
+    assert len(offers) == 3 and {o.language for o in offers} == {"nl", "fr", "de"}
+    assert len(fair) == 2
+    assert supported == ["A1002"]

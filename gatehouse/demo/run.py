@@ -10,7 +10,9 @@ import shutil
 import signal
 import sys
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from cryptography import x509
@@ -29,7 +31,7 @@ from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
 from gatehouse.learning import catalog, enrolment
 from gatehouse.learning.package import load_package
-from gatehouse.resources import directory, hsds
+from gatehouse.resources import directory, hsds, jobs, plans
 from gatehouse.settings import Settings
 from gatehouse.staff import add_staff
 from gatehouse.terminals import add_terminal
@@ -107,6 +109,23 @@ ENROLMENTS = (("digital-basics", "A1001"),)
 EDUCATOR = "eva"
 DIRECTORY = Path(__file__).parent / "directory" / "services.json"
 """The demo's HSDS feed, imported at start as `gatehouse resources import` would."""
+JOBS = (
+    {"title": "Kitchen help", "employer": "Brasserie De Kaai", "region": "Brussels", "city": "Brussel",
+     "contract": "fixed-term", "hours": "full-time", "fair_chance": "yes", "language": "nl",
+     "description": "Preparing vegetables, washing up, helping the cook at lunch.",
+     "how_to_apply": "Ask your job coach to send your CV; an interview can be arranged before release."},
+    {"title": "Magasinier / Magazijnier", "employer": "Logistique du Canal", "region": "Brussels",
+     "city": "Anderlecht", "contract": "temporary", "hours": "shifts", "fair_chance": "yes", "language": "fr",
+     "description": "Préparer des commandes, charger et décharger les camions. Formation au chariot élévateur.",
+     "how_to_apply": "Envoyez votre CV par le service social de la prison."},
+    {"title": "Fahrradmechaniker (Ausbildung)", "employer": "Velo-Werkstatt Eupen", "region": "Ostbelgien",
+     "city": "Eupen", "contract": "apprenticeship", "hours": "full-time", "fair_chance": "no", "language": "de",
+     "description": "Reparatur und Wartung von Fahrrädern; eine Ausbildung über zwei Jahre.",
+     "how_to_apply": "Bewerbung mit Lebenslauf über den Sozialdienst."},
+)
+"""Job offers posted at start, open for a month."""
+SUPPORTED = "A1002"
+"""The inmate whose release the education account supports (and whose plan it may read)."""
 REQUESTS = (("A1003", "https://library.demo.test/", "course", "E-books for my Dutch course."),)
 """(inmate, URL, purpose, reason) waiting in the education staff's queue at start."""
 
@@ -134,6 +153,7 @@ def populate(settings: Settings) -> None:
             events = _courses(session)
             events.append(library.shelve(session, settings.data_dir))
             events.append(_directory(session))
+            events += _jobs(session, settings)
             for number, url, purpose, reason in REQUESTS:
                 asking.ask(session, inmate=number, url=url, purpose=purpose, reason=reason, now=utcnow(),
                            limit=settings["curation.max_open_requests"])
@@ -152,6 +172,22 @@ def _directory(session: Session) -> AuditEvent:
     done = directory.import_directory(session, hsds.read(DIRECTORY), now=utcnow())
     return AuditEvent(Tag.RESOURCES_IMPORTED, "cli", actor="demo", decision="allow",
                       reason=f"{done}; from {DIRECTORY.name}; demo start")
+
+
+def _jobs(session: Session, settings: Settings) -> list[AuditEvent]:
+    """The demo's job offers, posted by the education account and open for a month, and that account supporting
+    one inmate's release (so it may read their plan)."""
+    today = datetime.now(ZoneInfo(settings["facility.timezone"])).date()
+    closes = (today + timedelta(days=30)).isoformat()
+    events = []
+    for fields in JOBS:
+        row = jobs.post(session, dict(fields, closes_on=closes), by=EDUCATOR, today=today, now=utcnow())
+        events.append(AuditEvent(Tag.RESOURCES_JOB_POSTED, "cli", actor=EDUCATOR, decision="allow",
+                                 reason=f"job {row.id}: {row.title} at {row.employer}; demo start"))
+    inmate, _new = plans.add_supporter(session, SUPPORTED, EDUCATOR, by=EDUCATOR, now=utcnow())
+    events.append(AuditEvent(Tag.RESOURCES_SUPPORTER_ADDED, "cli", actor=EDUCATOR, decision="allow",
+                             reason=f"{EDUCATOR} supports the release of {inmate.number}; demo start"))
+    return events
 
 
 def _courses(session: Session) -> list[AuditEvent]:
@@ -220,6 +256,8 @@ def _print_welcome(settings: Settings, portal: tuple[str, int], proxy: tuple[str
         "A blocked page offers to ask for the site: A1003 has asked for https://library.demo.test/ already;",
         "eva reviews and proposes it (Site requests), sam approves it (Proposals), then it opens for A1003.",
         f"The offline library (no internet needed): {portal_url}library",
+        f"Release: the directory of services {portal_url}resources, job offers {portal_url}jobs, and each inmate's",
+        f"plan {portal_url}plan (eva supports A1002's release and may read that plan).",
         f"Or with curl: curl -x {proxy[0]}:{proxy[1]} http://learn.demo.test/",
         f"The facility CA for terminals: {portal_url}ca.pem",
         "Audit log: gatehouse audit export --data-dir <data dir above> (while the demo runs)",
