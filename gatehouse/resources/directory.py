@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from gatehouse.resources import hsds
 from gatehouse.resources.models import Facet, Organization, Service, ServiceFacet
 from gatehouse.resources.search import facet_value, reindex
 
+M = TypeVar("M", Organization, Service)
 FEED_FIELDS = ("name", "alternate_name", "description", "url", "email", "status", "application_process",
                "fees_description", "eligibility_description", "minimum_age", "maximum_age", "assured_date",
                "assurer_email", "last_modified")
@@ -84,16 +85,20 @@ def _columns(service: hsds.Service) -> dict[str, object]:
 def import_directory(session: Session, directory: hsds.Directory, *, now: datetime) -> Imported:
     """Add or update every organization and service of `directory` in the caller's transaction; the caller's
     rollback (on any error) leaves the directory as it was."""
+    orgs = _by_id(session, Organization, {o.id for o in directory.organizations}
+                  | {s.organization_id for s in directory.services})
     for org in directory.organizations:
-        kept = session.get(Organization, org.id) or Organization(id=org.id)
+        kept = orgs.get(org.id)
+        if kept is None:
+            kept = orgs[org.id] = Organization(id=org.id)
+            session.add(kept)
         kept.name, kept.description = org.name, org.description or ""
         kept.email, kept.website = org.email or "", org.website or ""
-        session.add(kept)
-    session.flush()
+    existing = _by_id(session, Service, {s.id for s in directory.services})
     added = changed = same = 0
     touched: list[Service] = []
     for service in directory.services:
-        row = session.get(Service, service.id)
+        row = existing.get(service.id)
         values = _columns(service)
         wanted = facets_of(service)
         if row is None:
@@ -107,6 +112,8 @@ def import_directory(session: Session, directory: hsds.Directory, *, now: dateti
         else:
             changed += 1
         row.organization_id = service.organization_id
+        if service.organization_id in orgs:  # else the database refuses the unknown organization at the flush
+            row.organization = orgs[service.organization_id]
         for name, value in values.items():
             setattr(row, name, value)
         row.imported_at, row.updated_at, row.updated_by = now, now, "import"
@@ -114,10 +121,17 @@ def import_directory(session: Session, directory: hsds.Directory, *, now: dateti
                       for (kind, value), label in sorted(wanted.items())]
         touched.append(row)
     session.flush()
-    for row in touched:
-        session.refresh(row, ["organization"])
     reindex(session, touched)
     return Imported(added, changed, same, len(directory.organizations))
+
+
+def _by_id(session: Session, model: type[M], ids: Iterable[str]) -> dict[str, M]:
+    """The rows of `model` with these ids, in one query per 500."""
+    wanted, found = sorted(ids), {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update({row.id: row for row in session.scalars(select(model).where(model.id.in_(chunk)))})
+    return found
 
 
 def export_directory(session: Session, ids: Iterable[str] | None = None) -> hsds.Directory:
