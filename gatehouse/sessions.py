@@ -53,6 +53,13 @@ class SessionPolicy:
     language: str = "en"
     """The facility's language (`facility.language`): what a terminal speaks while nobody is logged in at it."""
 
+    @property
+    def touch_every(self) -> timedelta:
+        """How stale `last_seen_at` may be before a request writes it again: a thirtieth of the idle time (30 s of
+        15 minutes), so a session ends at most that much before its idle time after the last request, and a page
+        of the portal is a read, not a write, while someone is busy on it."""
+        return self.idle / 30
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionPolicy:
         return cls(timedelta(minutes=settings["sessions.idle_minutes"]),
@@ -200,6 +207,6 @@ def _resolve(session: Session, policy: SessionPolicy, address: str, now: datetim
     if row.inmate.status != InmateStatus.ACTIVE.value:
         _end(session, [row], EndReason.SUSPENDED, now)
         return terminal, None
-    if touch:
+    if touch and now - row.last_seen_at >= policy.touch_every:
         session.execute(update(InmateSession).where(InmateSession.id == row.id).values(last_seen_at=now))
     return terminal, _active(row, active_courses(session, row.inmate_id, now))

@@ -258,6 +258,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("curation.recheck_hours", 24,
             "How often the page of each approved inspected rule is fetched again and compared (the second look on "
             "drift).", _positive),
+    Setting("library.cache_mb", 128,
+            "Decompressed offline-library text the portal keeps in memory (libzim's cluster cache), in MiB.",
+            _positive),
     Setting("resources.stale_days", 180,
             "Directory entries not checked for this many days are listed as stale for staff.", _positive),
     Setting("resources.check_links_hours", 24,

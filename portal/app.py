@@ -19,6 +19,7 @@ from gatehouse.control import follow_events
 from gatehouse.curation import drift
 from gatehouse.db.engine import utcnow
 from gatehouse.kernel import Kernel
+from gatehouse.library import zim
 from gatehouse.policy_store import follow_files
 from gatehouse.resources import links
 from gatehouse.staff import StaffSessionPolicy
@@ -135,6 +136,7 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
         client_max_size=8 * 1024 * 1024)
     app[KERNEL] = kernel
     settings = kernel.settings
+    zim.use_cache(settings["library.cache_mb"])
     app[STAFF_POLICY] = StaffSessionPolicy(timedelta(minutes=settings["staff.idle_minutes"]),
                                            timedelta(hours=settings["staff.max_hours"]))
     env = aiohttp_jinja2.setup(app, loader=templates(), autoescape=True, undefined=jinja2.StrictUndefined,

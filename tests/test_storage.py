@@ -106,6 +106,23 @@ def test_sessions_end_when_idle_or_expired(factory: sessionmaker[Session]) -> No
         assert row.end_reason == "idle"
 
 
+def test_activity_is_written_at_most_every_thirtieth_of_the_idle_time(factory: sessionmaker[Session]) -> None:
+    now = utcnow()
+    active, _ = login(factory, POLICY, address="10.1.0.1", number="A100", pin="2468", now=now)
+
+    def seen() -> object:
+        with factory() as db:
+            return db.scalars(select(InmateSession.last_seen_at).where(InmateSession.token == active.token)).one()
+
+    assert POLICY.touch_every == timedelta(seconds=30)
+    resolve(factory, POLICY, "10.1.0.1", now + timedelta(seconds=29), touch=True)
+    assert seen() == now, "a read within 30 s of the last write leaves it"
+    resolve(factory, POLICY, "10.1.0.1", now + timedelta(seconds=30), touch=True)
+    assert seen() == now + timedelta(seconds=30)
+    resolve(factory, POLICY, "10.1.0.1", now + timedelta(minutes=14), touch=True)
+    assert resolve(factory, POLICY, "10.1.0.1", now + timedelta(minutes=28))[1] is not None, "kept alive"
+
+
 def test_wrong_pins_lock_the_account_and_are_kept(factory: sessionmaker[Session]) -> None:
     now = utcnow()
     for left in (2, 1):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from libzim.reader import Archive  # type: ignore[import-untyped]
+from libzim.reader import Archive, set_cluster_cache_max_size  # type: ignore[import-untyped]
 from libzim.search import Query, Searcher  # type: ignore[import-untyped]
 from libzim.suggestion import SuggestionSearcher  # type: ignore[import-untyped]
 from libzim.writer import Creator, Hint, Item, StringProvider  # type: ignore[import-untyped]
@@ -51,6 +51,12 @@ class Page:
 
 
 _lock = threading.Lock()
+
+
+def use_cache(megabytes: int) -> None:
+    """How much decompressed archive the process keeps (libzim's cluster cache, one for every archive): articles
+    sit in compressed clusters of many, and a cluster read once is not decompressed again while it is kept."""
+    set_cluster_cache_max_size(megabytes * 2**20)
 
 
 @functools.lru_cache(maxsize=32)

@@ -9,8 +9,10 @@ of the inmate's `library` quota category (one bit per minute, as the gateway spe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TypeVar
 
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.kernel import Kernel
@@ -22,8 +24,18 @@ from portal.auth.services import record
 from portal.transactions import change as change
 from portal.transactions import read as read
 
+T = TypeVar("T")
 CATEGORY = "library"
 RESULTS = 20
+SHELF_SECONDS = 2.0
+"""How long a library's row (who sees it, what is hidden) is reused between articles: a change made in this
+portal applies at once (`forget`); one made by another process (`gatehouse library add`) within this time."""
+_found: dict[str, tuple[float, Shelved | None]] = {}
+
+
+def forget() -> None:
+    """Staff changed a library: read the shelf again at the next article."""
+    _found.clear()
 
 
 async def visible(kernel: Kernel, groups: Iterable[str] | None) -> list[Shelved]:
@@ -34,9 +46,16 @@ async def visible(kernel: Kernel, groups: Iterable[str] | None) -> list[Shelved]
 
 
 async def opened(kernel: Kernel, name: str, groups: Iterable[str] | None) -> Shelved | None:
-    """One library, when it exists, its file is there and this reader may see it."""
+    """One library, when it exists, its file is there and this reader may see it. Its row is reused for
+    `SHELF_SECONDS`: an article is a read of the archive, not of the database each time."""
     data_dir = kernel.settings.data_dir
-    found = await read(kernel, lambda session: shelf.find(session, data_dir, name))
+    now = time.monotonic()
+    at, found = _found.get(name, (-SHELF_SECONDS, None))
+    if now - at >= SHELF_SECONDS:
+        found = await read(kernel, lambda session: shelf.find(session, data_dir, name))
+        if len(_found) > 1000:
+            _found.clear()
+        _found[name] = (now, found)
     if found is None or not shelf.visible_to(found, groups) or not found.file.is_file():
         return None
     return found
@@ -44,6 +63,14 @@ async def opened(kernel: Kernel, name: str, groups: Iterable[str] | None) -> She
 
 async def entry(shelved: Shelved, path: str) -> zim.Entry | None:
     return await asyncio.to_thread(zim.entry, shelved.file, path)
+
+
+async def entry_and(shelved: Shelved, path: str, then: Callable[[zim.Entry], T]) -> tuple[zim.Entry | None, T | None]:
+    """The entry, and `then` of it, in one trip to a thread (an article is read and rewritten there)."""
+    def both() -> tuple[zim.Entry | None, T | None]:
+        found = zim.entry(shelved.file, path)
+        return found, (then(found) if found is not None else None)
+    return await asyncio.to_thread(both)
 
 
 async def main_path(shelved: Shelved) -> str:

@@ -62,6 +62,7 @@ async def _changed(request: web.Request, tag: Tag, done: str, values: dict[str, 
     by, address = acting(request)
     try:
         result = await services.change(kernel, lambda session: work(session, name, by))
+        services.forget()
     except NotFound:
         raise web.HTTPNotFound(text=_("There is no such library or hidden page.")) from None
     except (InvalidInput, Conflict) as exc:

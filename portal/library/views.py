@@ -8,7 +8,6 @@ portal's own address and no script. Hidden articles and libraries kept to other 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 import aiohttp_jinja2
@@ -141,7 +140,16 @@ async def article(request: web.Request) -> web.StreamResponse:
         return _gone(request)
     if hidden_by(shelved.hidden, path) is not None:
         return _hidden(request, shelved)
-    found = await services.entry(shelved, path)
+    bar = aiohttp_jinja2.render_string("library/_bar.html", request, {"library": shelved, "lang": i18n.current()})
+
+    def rewritten(entry: zim.Entry) -> str | None:
+        """The page as served, made in the same thread as the read (one hop off the loop, not two)."""
+        if entry.path != path or _kind(entry) not in HTML:
+            return None
+        return pages.rewrite(entry.content.decode("utf-8", "replace"), bar=bar, root=f"/library/{name}/",
+                             language=shelved.language)
+
+    found, body = await services.entry_and(shelved, path, rewritten)
     if found is None:
         return _gone(request)
     if found.path != path:  # a redirect entry: show the article at its own address, so its links resolve
@@ -149,20 +157,21 @@ async def article(request: web.Request) -> web.StreamResponse:
             return _hidden(request, shelved)
         raise web.HTTPFound(f"/library/{name}/{found.path}")
     headers = {"Content-Security-Policy": pages.CSP, "X-Frame-Options": "DENY", "Cache-Control": "private, no-store"}
-    if found.mimetype.split(";")[0].strip().lower() not in HTML:
-        return web.Response(body=found.content, content_type=found.mimetype.split(";")[0].strip() or
-                            "application/octet-stream", headers=headers)
+    if body is None:
+        return web.Response(body=found.content, content_type=_kind(found) or "application/octet-stream",
+                            headers=headers)
     refused = await _metered(request)
     if refused is not None:
         return refused
-    bar = aiohttp_jinja2.render_string("library/_bar.html", request, {"library": shelved, "lang": i18n.current()})
-    body = await asyncio.to_thread(pages.rewrite, found.content.decode("utf-8", "replace"), bar=bar,
-                                   root=f"/library/{name}/", language=shelved.language)
     actor, terminal = _who(request)
     await services.note(kernel, Tag.LIBRARY_ARTICLE_OPENED, actor=actor, terminal=terminal,
                         address=client_address(request), path=f"/library/{name}/{path}",
                         reason=f"{name}: {path} ({found.title})")
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers=headers)
+
+
+def _kind(entry: zim.Entry) -> str:
+    return entry.mimetype.split(";")[0].strip().lower()
 
 
 def _hidden(request: web.Request, shelved: Shelved) -> web.Response:
