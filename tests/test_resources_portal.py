@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import time
+import tracemalloc
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -39,6 +40,7 @@ from gatehouse.inmates import add_inmate
 from gatehouse.resources import directory, entries, hsds, links
 from gatehouse.resources.models import PlanItem, Service
 from portal import i18n
+from portal.resources import staff
 from portal.resources.words import Hours, checked_words, opening_hours
 from tests.conftest import Origin, platform_settings, serve_origin
 from tests.helpers import CELL, CLASSROOM, INMATE, PIN, Platform, curl, staff_client
@@ -485,6 +487,45 @@ async def test_an_upload_with_problems_imports_nothing_and_names_each(
     with site.up.kernel.factory() as session:
         assert session.get(Service, "svc-logement-accueil") is None
     assert not site.records(tag="resources:directory:imported")
+
+
+def lying_zip(name: str, inflated: int, declared: int) -> bytes:
+    """A zip whose member inflates to `inflated` bytes of zeros while its headers declare `declared`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, archive.open(name, "w") as member:
+        for _ in range(inflated // 1_048_576):
+            member.write(bytes(1_048_576))
+    data = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central headers
+        at = data.index(signature)
+        data[at + offset:at + offset + 4] = declared.to_bytes(4, "little")
+    return bytes(data)
+
+
+def test_an_upload_that_inflates_past_what_it_declares_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    bomb = lying_zip("service.csv", inflated=200 * 1_048_576, declared=10)
+    assert len(bomb) < 1_048_576
+    tracemalloc.start()
+    try:
+        where, problems = staff.unpack("feed.zip", bomb, tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert where is None and problems == ["service.csv:0: cannot be unpacked (Bad CRC-32 for file 'service.csv'); "
+                                          "zip the package again"]
+    assert peak < 16 * 1_048_576, f"{peak} bytes held while unpacking a 1 MB upload"
+
+
+def test_an_encrypted_or_strange_member_is_a_problem_not_an_error(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("datapackage.json", "{}")
+    data = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # the general purpose flags
+        at = data.index(signature)
+        data[at + offset] |= 1  # "encrypted"
+    where, problems = staff.unpack("feed.zip", bytes(data), tmp_path)
+    assert (where, problems) == (None, ["datapackage.json:0: encrypted; zip the package without a password"])
 
 
 @IN_MODULE_LOOP

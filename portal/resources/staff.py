@@ -16,6 +16,7 @@ import json
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -50,6 +51,7 @@ PAGE = 50
 MAX_UNPACKED = 64 * 1024 * 1024
 """An uploaded zip that unpacks to more is refused before anything is written (a zip bomb, or the wrong file)."""
 MAX_MEMBERS = 200
+CHUNK = 1024 * 1024
 TEXTAREAS = frozenset({"description", "application_process", "fees_description", "eligibility_description"})
 LABELS = {"name": N_("Name"), "alternate_name": N_("Other name"), "description": N_("Description"),
           "url": N_("Website"), "email": N_("E-mail"), "status": N_("Status"),
@@ -187,8 +189,12 @@ def unpack(name: str, body: bytes, folder: Path) -> tuple[Path | None, list[str]
             return None, problems
         for member in members:
             target = folder.joinpath(*PurePosixPath(member.filename.replace("\\", "/")).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
+            try:
+                _extract(archive, member, target)
+            except RuntimeError:  # how zipfile says a member needs a password
+                return None, [f"{member.filename}:0: encrypted; zip the package without a password"]
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
+                return None, [f"{member.filename}:0: cannot be unpacked ({exc}); zip the package again"]
     indexes = sorted(folder.rglob("datapackage.json"), key=lambda p: len(p.parts))
     if indexes and len(indexes[0].relative_to(folder).parts) <= 2:
         return indexes[0].parent, []
@@ -196,6 +202,15 @@ def unpack(name: str, body: bytes, folder: Path) -> tuple[Path | None, list[str]
     if len(documents) == 1:
         return documents[0], []
     return None, [f"{name}:0: no datapackage.json in the zip; zip the data package's folder, or its files"]
+
+
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
+    """One member written in chunks: a whole read inflates as much as the compressed data holds (gigabytes from a
+    small upload) before it stops at the size the archive declares, which alone was checked."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(member) as source, target.open("wb") as out:
+        while chunk := source.read(CHUNK):
+            out.write(chunk)
 
 
 @routes.post("/resources-admin/import", name="resources-admin-feed")
