@@ -495,6 +495,8 @@ JSON_CASES = [
     pytest.param('{"service": []}', ['feed.json:1: expected a list of services, or an object with a "services" '
                                      'list'], id="not-a-list"),
     pytest.param('[]\n[]', ["feed.json:2: not valid JSON at column 1: Extra data"], id="extra-data"),
+    pytest.param('[{"id": "svc-1",\n  "minimum_age": ' + "1" * 5000 + "}]",
+                 ["feed.json:2: not valid JSON at column 18: a number of more than 4300 digits"], id="huge-number"),
     pytest.param(b'[{"id": "svc-1",\n "name": "Caf\xe9"}]',
                  ["feed.json:2: not UTF-8 text (byte 0xe9 cannot be read as UTF-8); save the file as UTF-8"],
                  id="not-utf-8"),

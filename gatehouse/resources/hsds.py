@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import re
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -541,6 +542,8 @@ class _LinedJson:
             return self.scalars.raw_decode(self.text, pos)
         except json.JSONDecodeError as exc:
             raise _JsonSyntax(exc.pos, exc.msg) from None
+        except ValueError:  # int() refuses a whole number longer than Python's limit (a ValueError, not a JSON one)
+            raise _JsonSyntax(pos, f"a number of more than {sys.get_int_max_str_digits()} digits") from None
 
     def after(self, pos: int, close: str) -> tuple[bool, int]:
         """Past the comma or the closing bracket that follows a member or an item: (closed, position)."""
