@@ -39,7 +39,7 @@ CONTRACT_LABELS = {Contract.PERMANENT.value: N_("Permanent contract"),
 HOURS_LABELS = {Hours.FULL_TIME.value: N_("Full time"), Hours.PART_TIME.value: N_("Part time"),
                 Hours.SHIFTS.value: N_("Shifts")}
 JOB_STATES = {JobState.OPEN.value: N_("Open"), JobState.CLOSED.value: N_("Closed"),
-              JobState.WITHDRAWN.value: N_("Withdrawn")}
+              JobState.WITHDRAWN.value: N_("No longer offered")}
 DONE = {"posted": N_("The job offer was posted. Inmates see it until its closing day."),
         "changed": N_("The job offer was saved."),
         "withdrawn": N_("The job offer was withdrawn. Inmates no longer see it.")}
