@@ -330,6 +330,13 @@ CSV_CASES = [
                   "cost_option.csv:3: amount '-3' is not an amount (a number of 0 or more, like 12.50)",
                   "cost_option.csv:4: currency 'EURO' is not a currency code (three letters, like EUR)",
                   "cost_option.csv:5: no service_id (required)"], id="amounts"),
+    pytest.param("cost_option.csv", "id,service_id,option,amount,currency\ncost-1,svc-1,eID,1e400,EUR\n",
+                 ["cost_option.csv:2: amount '1e400' is not an amount (a number of 0 or more, like 12.50)"],
+                 id="amount-of-400-digits"),
+    pytest.param("schedule.csv", "id,service_id,freq,interval,bymonthday\nsch-1,svc-1,MONTHLY,9e999999999,1e99999999\n",
+                 ["schedule.csv:2: interval '9e999999999' is not an interval (a whole number of 1 or more)",
+                  "schedule.csv:2: bymonthday '1e99999999' is not a list of days of the month (1 to 31 or -31 to -1, "
+                  "comma separated)"], id="whole-numbers-of-a-billion-digits"),
     pytest.param("required_document.csv", "id,service_id,document,uri\ndoc-1,svc-1,,\n"
                  "doc-2,svc-1,Pasfoto,scheldeoever.example.be/pasfoto\n",
                  ["required_document.csv:2: no document (required)",

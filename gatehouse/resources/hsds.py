@@ -240,6 +240,8 @@ class _Kind:
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_MAGNITUDE = 30
+"""No number a directory holds (an age, a coordinate, an amount) has more than this many digits before its point."""
 
 
 def _matching(pattern: str, convert: Callable[[str], Any] = str) -> Callable[[str], Any]:
@@ -263,7 +265,10 @@ def _one_of(options: tuple[str, ...], fold: Callable[[str], str]) -> Callable[[s
 def _decimal(text: str) -> Decimal:
     if not _NUMBER.fullmatch(text):
         raise ValueError(text)
-    return Decimal(text)
+    number = Decimal(text)
+    if number.adjusted() > _MAGNITUDE:  # int(Decimal("1e999999999")) runs for hours, holding the GIL
+        raise ValueError(text)
+    return number
 
 
 def _whole(text: str) -> int:
