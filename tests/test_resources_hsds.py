@@ -264,6 +264,9 @@ CSV_CASES = [
                  id="header-lacks-a-column"),
     pytest.param("service.csv", "id,organization_id,name,status,Name\nsvc-1,org-1,Inschrijving,active,Again\n",
                  ["service.csv:1: column 'name' given twice"], id="header-names-a-column-twice"),
+    pytest.param("organization.csv", "id,name,email\norg-1,Acti\x00werk,\norg-2," + "n" * 256 + ",\n",
+                 ["organization.csv:2: name holds the character U+0000, which is not text (a database cannot store "
+                  "it)", "organization.csv:3: name is 256 characters long; at most 255"], id="what-a-database-refuses"),
     pytest.param("organization.csv", "id,name,website,email\norg-1,Actiwerk,ftp://actiwerk.example.be,\n",
                  ["organization.csv:2: website 'ftp://actiwerk.example.be' is not a web address (http:// or "
                   "https://)"], id="website"),
@@ -499,6 +502,20 @@ JSON_CASES = [
                  ["feed.json:2: not valid JSON at column 3: key 'name' given twice in one object"], id="duplicate-key"),
     pytest.param('[{"id": "svc-1",\n  "name": "Inschrijving\n"}]',
                  ["feed.json:2: not valid JSON at column 24: Invalid control character"], id="newline-in-a-string"),
+    pytest.param('[{"id": "svc-1", "status": "active",\n  "name": "Caf\\u0000",\n  "description": "\\ud83d",\n'
+                 '  "organization": {"id": "org-1", "name": "Actiwerk", "email": "a\\udc00@actiwerk.example"}}]',
+                 ["feed.json:1: service: name holds the character U+0000, which is not text (a database cannot "
+                  "store it)",
+                  "feed.json:1: service: description holds the character U+D83D, which is not text (a database "
+                  "cannot store it)",
+                  "feed.json:4: organization: email holds the character U+DC00, which is not text (a database "
+                  "cannot store it)"], id="not-text"),
+    pytest.param('[{"id": "' + "s" * 101 + '", "status": "active", "name": "' + "n" * 256 + '",\n'
+                 '  "url": "https://actiwerk.example/' + "p" * 1000 + '",\n'
+                 '  "organization": {"id": "org-1", "name": "Actiwerk"}}]',
+                 ["feed.json:1: service: id is 101 characters long; at most 100",
+                  "feed.json:1: service: name is 256 characters long; at most 255",
+                  "feed.json:1: service: url is 1025 characters long; at most 1024"], id="too-long"),
     pytest.param('{"service": []}', ['feed.json:1: expected a list of services, or an object with a "services" '
                                      'list'], id="not-a-list"),
     pytest.param('[]\n[]', ["feed.json:2: not valid JSON at column 1: Extra data"], id="extra-data"),

@@ -352,6 +352,8 @@ class _Table:
     """Columns that name a row of another table (column → table)."""
     required: tuple[str, ...] = ("id",)
     check: Callable[[Mapping[str, Any]], Iterator[str]] | None = None
+    lengths: Mapping[str, int] = field(default_factory=dict)
+    """The most characters a column may hold, where the database keeps it in a column of that size."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -387,13 +389,16 @@ def _text_fields(*names: str, **kinds: _Kind) -> dict[str, _Kind]:
 
 
 TABLES: dict[str, _Table] = {
-    "organization": _Table(_text_fields("name", "description", email=EMAIL, website=URL), required=("id", "name")),
+    "organization": _Table(_text_fields("name", "description", email=EMAIL, website=URL), required=("id", "name"),
+                           lengths={"id": 100, "name": 255, "email": 255, "website": 1024}),
     "service": _Table(
         _text_fields("organization_id", "name", "alternate_name", "description", url=URL, email=EMAIL,
                      status=STATUS, application_process=TEXT, fees_description=TEXT, eligibility_description=TEXT,
                      minimum_age=AGE, maximum_age=AGE, assured_date=DATE, assurer_email=EMAIL,
                      last_modified=DATETIME),
-        {"organization_id": "organization"}, ("id", "organization_id", "name", "status"), _check_service),
+        {"organization_id": "organization"}, ("id", "organization_id", "name", "status"), _check_service,
+        {"id": 100, "organization_id": 100, "name": 255, "alternate_name": 255, "url": 1024, "email": 255,
+         "assurer_email": 255}),
     "location": _Table(_text_fields("name", "description", latitude=LATITUDE, longitude=LONGITUDE)),
     "address": _Table(_text_fields("address_1", "city", "region", "state_province", "postal_code", country=COUNTRY),
                       {"location_id": "location"}, ("id", "location_id")),
@@ -508,6 +513,9 @@ class _JsonSyntax(Exception):
 
 
 _FAILED = object()
+_NOT_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+"""NUL (which PostgreSQL refuses) and halves of a surrogate pair (which are not UTF-8), as JSON's \\u escapes
+can write them."""
 _BLANK = re.compile(r"[ \t\r\n]*")
 
 
@@ -840,6 +848,15 @@ def _parse(row: _Row, table: _Table, found: _Found) -> dict[str, Any]:
             if column in table.required and column not in row.invalid:
                 found.bad(row.file, row.line, f"{row.label}no {column} (required)")
             continue
+        if unfit := _NOT_TEXT.search(text):
+            found.bad(row.file, row.line, f"{row.label}{column} holds the character U+{ord(unfit.group()):04X}, "
+                                          "which is not text (a database cannot store it)")
+            well_formed = False
+            continue
+        if len(text) > table.lengths.get(column, len(text)):
+            found.bad(row.file, row.line, f"{row.label}{column} is {len(text)} characters long; at most "
+                                          f"{table.lengths[column]}")
+            well_formed = False
         try:
             values[column] = kind.parse(text)
         except (ValueError, ArithmeticError):
