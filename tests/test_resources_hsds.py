@@ -255,6 +255,14 @@ CSV_CASES = [
                   "service.csv:7: url 'www.example.be' is not a web address (http:// or https://)",
                   "service.csv:7: email 'jobs.example.be' is not an e-mail address (name@example.org)"],
                  id="several-in-one-file"),
+    pytest.param("service.csv", "id,organization_id,name,status\nsvc-1,org-1,Inschrijving,active\n"
+                 "../../curation,org-1,A,active\n..,org-1,B,active\nsvc/2,org-1,C,active\nsvc.3,org-1,D,active\n"
+                 ",org-1,E,active\n",
+                 ["service.csv:3: id '../../curation' cannot be part of a web address (no / in it, and not . or ..)",
+                  "service.csv:4: id '..' cannot be part of a web address (no / in it, and not . or ..)",
+                  "service.csv:5: id 'svc/2' cannot be part of a web address (no / in it, and not . or ..)",
+                  "service.csv:7: no id (required)"],
+                 id="ids-in-addresses"),
     pytest.param("service.csv", "id,organization_id,name,status,last_modified\n"
                  "svc-1,org-1,Inschrijving,active,2025-02-14T09:30\n",
                  ["service.csv:2: last_modified '2025-02-14T09:30' is not a date and time with its time zone "

@@ -361,6 +361,8 @@ class _Table:
 
 
 def _check_service(v: Mapping[str, Any]) -> Iterator[str]:
+    if "/" in (v["id"] or "") or v["id"] in (".", ".."):  # the portal's pages of an entry have its id in their path
+        yield f"id {v['id']!r} cannot be part of a web address (no / in it, and not . or ..)"
     low, high = v.get("minimum_age"), v.get("maximum_age")
     if low is not None and high is not None and low > high:
         yield f"minimum_age {low} is above maximum_age {high}"
