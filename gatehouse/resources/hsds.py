@@ -11,6 +11,9 @@ Categories and the conviction flag are HSDS attributes: a taxonomy term of taxon
 code is one of `CATEGORIES`, and the term of taxonomy `gatehouse-eligibility` with code `open-to-conviction`.
 Terms of other taxonomies are kept as they are. Phones, schedules and languages that belong only to a location
 or an organization, and attributes of anything but a service, are outside this model and left out.
+
+A feed comes from outside and a written package is opened in spreadsheets: a cell of free text that a spreadsheet
+would take for a formula (`=`, `+`, `-`, `@`) is written with a leading `'`, which reading takes off again.
 """
 
 from __future__ import annotations
@@ -339,6 +342,8 @@ WKST = _Kind("string", _one_of(_DAYS, str.upper), "a day (MO, TU, WE, TH, FR, SA
 TIMEZONE = _Kind("number", _within(-12, 14, lambda t: float(_decimal(t))), "a UTC offset in hours (-12 to 14)")
 LANGUAGE_CODE = _Kind("string", _matching(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*"),
                       "a language code (BCP 47, like fr, nl or nl-BE)")
+_FREE = (TEXT, EMAIL)
+"""The kinds whose text is anybody's (a name, a description, an address), which a CSV cell may hold as a formula."""
 
 
 # -- tables --------------------------------------------------------------------------------------------------
@@ -715,7 +720,8 @@ def _read_csv(file: str, data: bytes, table: str, delimiter: str, found: _Found)
         if len(cells) != len(header):
             found.bad(file, start, f"{len(cells)} cells where the header has {len(header)}")
             continue
-        rows.append(_Row(file, start, {column: cells[i].strip() or None for column, i in where.items()}))
+        rows.append(_Row(file, start, {column: _unquoted(cells[i].strip(), spec.fields.get(column, TEXT)) or None
+                                       for column, i in where.items()}))
 
 
 class _Flattener:
@@ -915,7 +921,8 @@ def write_package(directory: Directory, folder: Path) -> list[Path]:
         with path.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(table.columns)
-            writer.writerows([_cell(values[column]) for column in table.columns] for values in rows[name])
+            writer.writerows([_cell(values[column], table.fields.get(column, TEXT)) for column in table.columns]
+                             for values in rows[name])
         written.append(path)
     index = folder / "datapackage.json"
     package = {"name": "release-services", "profile": "tabular-data-package",
@@ -1019,9 +1026,30 @@ def _resource(name: str, table: _Table) -> dict[str, Any]:
             "schema": {"fields": fields, "primaryKey": "id", "foreignKeys": foreign}}
 
 
-def _cell(value: Any) -> str:
+_FORMULA = frozenset("=+-@\t\r")
+"""How a spreadsheet knows a formula (=HYPERLINK(...) sends what it names away, =cmd|... runs a program)."""
+_QUOTED = _FORMULA | {"'"}
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9 ().\-/]*")
+"""A phone number (+32 2 555 01 10) or a negative number, which starts like a formula and does nothing."""
+
+
+def _quoted(text: str) -> str:
+    """Free text as a CSV cell a spreadsheet shows as text: a leading ' (the spreadsheets' own sign) before a
+    formula, and before a ' that `_unquoted` would take off, so that what is read back is what was written."""
+    if (text[:1] in _FORMULA and not _PLAIN_NUMBER.fullmatch(text)) or (text[:1] == "'" and text[1:2] in _QUOTED):
+        return "'" + text
+    return text
+
+
+def _unquoted(text: str, kind: _Kind) -> str:
+    return text[1:] if kind in _FREE and text[:1] == "'" and text[1:2] and text[1:2] in _QUOTED else text
+
+
+def _cell(value: Any, kind: _Kind = TEXT) -> str:
     if value is None:
         return ""
+    if isinstance(value, str) and kind in _FREE:
+        return _quoted(value)
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, float):
