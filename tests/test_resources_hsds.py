@@ -449,6 +449,17 @@ def test_problems_of_a_missing_package_or_file(tmp_path: Path) -> None:
     assert str(Problem("service.csv", 3, "no name (required)")) == "service.csv:3: no name (required)"
 
 
+def test_a_file_of_the_package_may_not_be_a_link_out_of_it(base: Path, tmp_path: Path) -> None:
+    put(tmp_path / "secret.txt", "id,number\nsecret-1,a password\n")
+    (base / "phone.csv").unlink()
+    (base / "phone.csv").symlink_to(tmp_path / "secret.txt")
+    (base / "inner").mkdir()
+    (base / "location.csv").rename(base / "inner" / "location.csv")
+    (base / "location.csv").symlink_to(base / "inner" / "location.csv")  # a link that stays inside is fine
+    said = problems_of(base)
+    assert said == ["datapackage.json:290: resource 'phone': phone.csv is a link to a file outside the package"]
+
+
 def test_problems_in_several_files_come_together_by_file_and_line(base: Path) -> None:
     put(base / "phone.csv", "id,service_id,number\nph-1,svc-2,+32 2\n")
     put(base / "schedule.csv", "id,service_id,opens_at\nsch-1,svc-1,noon\n")

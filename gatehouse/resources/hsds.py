@@ -667,6 +667,9 @@ def _read_resource(folder: Path, index: str, table: str, resource: _Object, foun
     if not (folder / path).is_file():
         found.bad(index, resource.line, f"resource {table!r} names {path}, which is not in the package")
         return None
+    if not (folder / path).resolve().is_relative_to(folder.resolve()):  # its rows would print another file's lines
+        found.bad(index, resource.line, f"resource {table!r}: {path} is a link to a file outside the package")
+        return None
     dialect = resource.get("dialect")
     delimiter = dialect.get("delimiter", ",") if isinstance(dialect, _Object) else ","
     if not isinstance(delimiter, str) or len(delimiter) != 1:
