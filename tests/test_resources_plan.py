@@ -269,6 +269,17 @@ def test_services_and_jobs_are_saved_once_and_a_closed_job_stays_marked(place: P
     assert [(x.id, x.gone) for x in after.services] == [("svc-housing", True)], "a removed entry stays, marked"
 
 
+def test_an_inactive_entry_cannot_be_saved_as_inmates_cannot_open_it(place: Place) -> None:
+    me = place.inmate_id(INMATE)
+    with place.kernel.factory.begin() as s:
+        add_service(s, "svc-closed", "Closed office")
+        s.get(Service, "svc-closed").status = "inactive"
+    with place.kernel.factory.begin() as s, pytest.raises(NotFound):
+        plans.save(s, me, "service", "svc-closed", today=TODAY, now=NOW)
+    with place.kernel.factory() as s:
+        assert plans.page(s, me, today=TODAY).services == ()
+
+
 def test_steps_notes_and_the_release_date(place: Place) -> None:
     me = place.inmate_id(INMATE)
     with place.kernel.factory.begin() as s:

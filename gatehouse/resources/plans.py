@@ -187,11 +187,12 @@ def _job_number(ref: str) -> int:
 
 def save(session: Session, inmate_id: int, kind: str, ref: str, *, today: date,
          now: datetime) -> tuple[PlanItem, bool]:
-    """Save a directory entry that exists, or a job offer open today; saving one twice keeps the first. The item
+    """Save an active directory entry, or a job offer open today; saving one twice keeps the first. The item
     and whether it is new."""
     ref = ref.strip()
     if kind == PlanItemKind.SERVICE.value:
-        if not ref or session.get(Service, ref) is None:
+        service = session.get(Service, ref) if ref else None
+        if service is None or service.status != "active":  # inmates read active entries only
             raise NotFound(f"no directory entry {ref!r}")
     elif kind == PlanItemKind.JOB.value:
         offer = session.get(JobOffer, _job_number(ref))
