@@ -1,7 +1,8 @@
-"""Offline libraries: Gatehouse's portal beside kiwix-serve on one ZIM of 100,000 encyclopedia articles, one run.
+"""Offline libraries beside kiwix-serve (a ZIM of 100,000 articles) and directory search (20,000 services), one run.
 
 Run: python bench/library.py [--articles 100000] [--work DIR] [--rounds 3] [--seconds 15] [--connections 16]
-     [--searches 200] [--search-connections 4] [--redis URL] [--no-pin] [--sections library] [--json FILE]
+     [--searches 200] [--search-connections 4] [--redis URL] [--no-pin] [--sections library,directory]
+     [--services 20000] [--postgres URL] [--json FILE]
 Needs Debian's kiwix-tools (`apt-get install kiwix-tools`, for /usr/bin/kiwix-serve).
 
 The ZIM is written with libzim's own Creator: articles shaped like an encyclopedia's (a title, an infobox,
@@ -33,8 +34,9 @@ ends) and printed in cores and in CPU milliseconds per page. The two searches do
 portal's page lists titles, kiwix-serve's counts every match and shows a snippet of each result.
 
 main() runs its sections in order (`SECTIONS`) and prints each one's table; a section is an async function of
-the options that returns its rows, so other offline services measured beside the library (the directory of
-services) go in as one more entry.
+the options that returns its rows. The second section, `directory` (bench/directory_search.py), measures search
+in the directory of release services: 20,000 HSDS services on SQLite and PostgreSQL (`--services`,
+`--directory-searches`, `--postgres`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from directory_search import add_options, directory_section  # noqa: E402
 from proxies import cpu_seconds, free_port, tree, wait_port  # noqa: E402
 
 FORMAT = 2
@@ -705,7 +708,7 @@ async def library_section(args: argparse.Namespace, results: dict[str, Any]) -> 
 
 
 Section = Callable[[argparse.Namespace, dict[str, Any]], Awaitable[list[Row]]]
-SECTIONS: tuple[tuple[str, Section], ...] = (("library", library_section),)
+SECTIONS: tuple[tuple[str, Section], ...] = (("library", library_section), ("directory", directory_section))
 """What main() runs, in order; each prints its progress and returns its table's rows (a header first)."""
 
 
@@ -750,6 +753,7 @@ if __name__ == "__main__":
     parser.add_argument("--sections", default=",".join(name for name, _ in SECTIONS),
                         help="which sections to run, in the order of SECTIONS")
     parser.add_argument("--json", default="", help="write the figures to this file")
+    add_options(parser)
     parser.add_argument("--client", default="", help=argparse.SUPPRESS)
     parser.add_argument("--server", default="", help=argparse.SUPPRESS)
     parser.add_argument("--cookie", default="", help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ from gatehouse.staff import StaffSessionPolicy
 from portal import i18n
 from portal.access import check_routes, public, session_middleware
 from portal.admin.views import routes as admin_routes
+from portal.auth.services import forget_sessions
 from portal.auth.views import routes as auth_routes
 from portal.control.views import routes as control_routes
 from portal.curation.inmate import routes as curation_inmate_routes
@@ -124,6 +125,15 @@ async def following_policy(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def forgetting_sessions(app: web.Application) -> None:
+    """Whatever the control bus carries (a session ended, a suspension, a grant) may change what an inmate's page
+    shows: the sessions this portal reuses between pages are looked up again."""
+    async def heard(event: ControlEvent) -> None:
+        forget_sessions()
+
+    app[KERNEL].bus.subscribe(heard)
+
+
 def templates() -> jinja2.BaseLoader:
     """Shared layout and partials in templates/, each domain's screens in its own templates/<domain>/."""
     return jinja2.FileSystemLoader([HERE / "templates"] + [HERE / d / "templates" for d in DOMAINS])
@@ -162,6 +172,7 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(rounds)
+    app.on_startup.append(forgetting_sessions)
     if alone:
         app.cleanup_ctx.append(following_policy)
     check_routes(app)

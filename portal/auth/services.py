@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,9 +22,20 @@ from portal.i18n import _, ngettext
 log = logging.getLogger(__name__)
 
 
+SESSION_SECONDS = 1.0
+"""How long this portal reuses a terminal's session between pages, as a gateway node reuses an identity: a change
+made here (a login, a logout, a language, anything announced) applies at once, one made elsewhere within this."""
+_sessions: dict[tuple[str, str], tuple[float, ActiveSession]] = {}
+
+
+def forget_sessions() -> None:
+    _sessions.clear()
+
+
 async def announce(kernel: Kernel, event: ControlEvent) -> None:
     """Tell every gateway node. The database already holds the change; if the bus is down, the nodes that
     cannot hear it refuse all traffic until it is back (and then read the database), so this only logs."""
+    forget_sessions()
     try:
         await kernel.bus.publish(event)
     except BusUnavailable as exc:
@@ -75,6 +87,7 @@ async def log_in(kernel: Kernel, address: str, number: str, pin: str) -> ActiveS
 
 
 async def log_out(kernel: Kernel, active: ActiveSession, address: str) -> None:
+    forget_sessions()
     await asyncio.to_thread(end_session, kernel.factory, active.token, EndReason.LOGOUT, utcnow())
     await announce(kernel, SessionEnded(active.terminal_address, active.token, EndReason.LOGOUT))
     await record(kernel, AuditEvent(Tag.PORTAL_LOGOUT, "portal", actor=active.inmate_number,
@@ -85,6 +98,7 @@ async def choose_language(kernel: Kernel, active: ActiveSession, language: str) 
     """Remembered per inmate: the next login, on any terminal, opens in this language; the gateway nodes drop
     what they hold of this terminal, so its next block page is in this language too."""
     await asyncio.to_thread(_store_language, kernel, active.inmate_number, language)
+    forget_sessions()
     await announce(kernel, LanguageChanged(active.terminal_address, active.token, language))
 
 
@@ -132,11 +146,18 @@ async def minutes_today(kernel: Kernel, active: ActiveSession, now: datetime) ->
 
 
 async def current(kernel: Kernel, address: str, token: str | None) -> ActiveSession | None:
-    """The session of this terminal, if the browser holds its cookie."""
+    """The session of this terminal, if the browser holds its cookie; looked up again after `SESSION_SECONDS`."""
     if not token:
         return None
+    key, now = (address, token), time.monotonic()
+    if (kept := _sessions.get(key)) is not None and now - kept[0] < SESSION_SECONDS:
+        return kept[1]
     _terminal, active = await asyncio.to_thread(resolve, kernel.factory, kernel.session_policy, address, utcnow(),
                                                 touch=True)
     if active is None or active.token != token:
+        _sessions.pop(key, None)
         return None
+    if len(_sessions) > 10_000:
+        _sessions.clear()
+    _sessions[key] = (now, active)
     return active
