@@ -226,7 +226,7 @@ async def test_an_inmate_sees_open_offers_filters_them_and_a_closed_one_is_404(
         page = await resp.text()
     assert "Depot Noord" in page and 'lang="nl"' in page and "Call 03 123 45 67." in page
     assert 'data-testid="fair-chance"' in page and 'action="/plan/items"' in page
-    for path in (f"/jobs/{closed_id}", "/jobs/99999", "/jobs/nope"):
+    for path in (f"/jobs/{closed_id}", "/jobs/99999", "/jobs/nope", "/jobs/99999999999999999999", "/jobs/%C2%B2"):
         async with cell.get(site.portal + path) as resp:
             assert resp.status == 404, path
             assert "Closed plumber" not in await resp.text()

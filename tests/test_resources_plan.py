@@ -242,7 +242,7 @@ def test_services_and_jobs_are_saved_once_and_a_closed_job_stays_marked(place: P
         assert plans.save(s, me, "job", str(open_job), today=TODAY, now=NOW)[1] is True
         assert plans.save(s, me, "job", str(closing), today=TODAY, now=NOW)[1] is True
     for kind, ref in (("service", "svc-none"), ("service", ""), ("job", str(past)), ("job", str(withdrawn)),
-                      ("job", "99999"), ("job", "x1")):
+                      ("job", "99999"), ("job", "x1"), ("job", "\u00b2"), ("job", "99999999999")):
         with place.kernel.factory.begin() as s, pytest.raises(NotFound):
             plans.save(s, me, kind, ref, today=TODAY, now=NOW)
     with place.kernel.factory.begin() as s, pytest.raises(InvalidInput, match="kind"):

@@ -266,6 +266,17 @@ async def test_filters_narrow_the_list(site: Platform, english: aiohttp.ClientSe
 
 
 @IN_MODULE_LOOP
+async def test_a_page_number_that_is_not_one_shows_the_first_page(
+        site: Platform, english: aiohttp.ClientSession, teacher: aiohttp.ClientSession) -> None:
+    status, first = await page(english, site.portal + "/resources")
+    for given in ("\u00b2", "9" * 5000, "-20", "1.5"):
+        status, body = await page(english, site.portal + "/resources", **{"from": given})
+        assert status == 200 and results(body) == results(first), given[:10]
+        status, body = await page(teacher, site.portal + "/resources-admin", done="imported", added=given)
+        assert status == 200 and 'data-testid="imported"' in body, given[:10]
+
+
+@IN_MODULE_LOOP
 async def test_the_filters_offer_what_the_directory_has(site: Platform, english: aiohttp.ClientSession) -> None:
     _, body = await page(english, site.portal + "/resources")
     assert '<option value="housing">Housing</option>' in body

@@ -11,6 +11,7 @@ A form's problems are collected at once as `OfferError.problems`, one code per f
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,12 +25,15 @@ from gatehouse.resources.models import Contract, Hours, JobOffer
 from gatehouse.settings import LANGUAGES
 
 __all__ = ["FIELDS", "LIMITS", "JobFilters", "JobState", "Offer", "OfferError", "all_offers", "change", "get",
-           "is_open", "open_offers", "parse_offer", "post", "regions", "state_of", "withdraw"]
+           "is_open", "number", "open_offers", "parse_offer", "post", "regions", "state_of", "withdraw"]
 
 FIELDS = ("title", "employer", "region", "city", "contract", "hours", "fair_chance", "description", "how_to_apply",
           "language", "closes_on")
 LIMITS = {"title": 255, "employer": 255, "region": 128, "city": 128, "description": 8000, "how_to_apply": 4000}
 REQUIRED = ("title", "employer", "closes_on")
+_NUMBER = re.compile(r"[0-9]{1,9}")
+"""An offer's number: ASCII digits ("²" is a digit to str.isdigit, not to int), fewer than the database's integers
+hold (2**31 - 1 on PostgreSQL)."""
 
 
 class JobState(enum.StrEnum):
@@ -135,6 +139,13 @@ def post(session: Session, fields: Mapping[str, str], *, by: str, today: date, n
     session.add(row)
     session.flush()
     return row
+
+
+def number(text: str) -> int:
+    """The offer number an address or a form gives; NotFound for anything that cannot be one."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise NotFound(f"no job offer {text[:20]!r}")
+    return int(text.strip())
 
 
 def get(session: Session, job_id: int) -> JobOffer:

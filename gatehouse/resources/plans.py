@@ -178,13 +178,6 @@ def _add_item(session: Session, row: ReleasePlan, kind: str, ref: str, now: date
     return item, True
 
 
-def _job_number(ref: str) -> int:
-    text = ref.strip()
-    if not text.isdigit() or len(text) > 12:
-        raise NotFound(f"no job offer {ref!r}")
-    return int(text)
-
-
 def save(session: Session, inmate_id: int, kind: str, ref: str, *, today: date,
          now: datetime) -> tuple[PlanItem, bool]:
     """Save an active directory entry, or a job offer open today; saving one twice keeps the first. The item
@@ -195,7 +188,7 @@ def save(session: Session, inmate_id: int, kind: str, ref: str, *, today: date,
         if service is None or service.status != "active":  # inmates read active entries only
             raise NotFound(f"no directory entry {ref!r}")
     elif kind == PlanItemKind.JOB.value:
-        offer = session.get(JobOffer, _job_number(ref))
+        offer = session.get(JobOffer, jobs.number(ref))
         if offer is None or not jobs.is_open(offer, today):
             raise NotFound(f"no open job offer {ref!r}")
         ref = str(offer.id)

@@ -141,8 +141,8 @@ async def offer(request: web.Request) -> web.Response:
     missing = web.HTTPNotFound(text=_("This job offer is closed or does not exist. The list of jobs shows the "
                                       "offers open today."))
     try:
-        job_id = int(request.match_info["id"])
-    except ValueError:
+        job_id = jobs.number(request.match_info["id"])
+    except NotFound:
         raise missing from None
 
     def work(session: Session) -> tuple[Shown, bool]:
@@ -229,8 +229,8 @@ async def post(request: web.Request) -> web.Response:
 
 def _job_id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
-    except ValueError:
+        return jobs.number(request.match_info["id"])
+    except NotFound:
         raise web.HTTPNotFound(text=_("There is no such job offer.")) from None
 
 

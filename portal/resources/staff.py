@@ -72,7 +72,7 @@ VIEWS = ("all", "stale", "links")
 
 def _number_of(query: Any, key: str) -> int:
     given = str(query.get(key, ""))
-    return int(given) if given.isdigit() else 0
+    return int(given) if given.isascii() and given.isdigit() and len(given) <= 9 else 0  # "²" is a digit to isdigit
 
 
 def _frame(request: web.Request, **context: Any) -> dict[str, Any]:

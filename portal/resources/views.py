@@ -201,7 +201,7 @@ def filters_of(query: Mapping[str, str]) -> Filters:
 
 def offset_of(query: Mapping[str, str]) -> int:
     given = query.get("from", "")
-    return min(int(given), 100_000) if given.isdigit() else 0
+    return min(int(given), 100_000) if given.isascii() and given.isdigit() and len(given) <= 9 else 0
 
 
 @dataclass(frozen=True, slots=True)
