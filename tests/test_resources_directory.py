@@ -116,6 +116,8 @@ def names(found: list[Service]) -> list[str]:
     ("Maison de l'emploi", "en", ["svc-2", "svc-3"]),
     ("identiteitskaart", "nl", ["svc-1", "svc-2", "svc-3"]),  # a required document (inactive svc-4 left out)
     ("", "fr", ["svc-2", "svc-3", "svc-1"]),  # no words: every active entry, by name
+    ("woning or schulden", "nl", []),  # "or" is a word like any other, never an operator
+    ("woning OR schulden", "de", []),
 ])
 def test_search_stems_the_query_in_the_readers_language(read_only: sessionmaker[Session], query: str,
                                                         language: str, expected: list[str]) -> None:

@@ -132,9 +132,9 @@ def _matched(session: Session, query: str, language: str) -> Any:
         sql = text(f"SELECT service_id, bm25({INDEX_TABLE}, 0.0, 0.0, 4.0, 1.0) AS rank FROM {INDEX_TABLE} "
                    f"WHERE {INDEX_TABLE} MATCH :match AND language = :language").bindparams(
             match=match, language=language)
-    else:
+    else:  # plainto_tsquery: every word must match, as on SQLite (websearch_to_tsquery read "or" as OR)
         sql = text(f"SELECT service_id, -ts_rank(vector, q) AS rank FROM {INDEX_TABLE}, "
-                   "websearch_to_tsquery(CAST(:config AS regconfig), :query) AS q "
+                   "plainto_tsquery(CAST(:config AS regconfig), :query) AS q "
                    "WHERE config = CAST(:config AS regconfig) AND vector @@ q").bindparams(
             config=DICTIONARIES[language], query=" ".join(plain(w) for w in words(query)[:MAX_QUERY_WORDS]))
     return sql.columns(column("service_id", String), column("rank", Float)).subquery("matched")
