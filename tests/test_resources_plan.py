@@ -48,6 +48,7 @@ from gatehouse.resources.plan_pdf import Entry, PlanDocument, Section, plan_pdf
 from gatehouse.settings import Settings
 from gatehouse.staff import add_staff
 from portal import i18n
+from portal.resources import plan as portal_plan
 from portal.resources.plan import STATE_LABELS, STEP_TEXT
 from tests.conftest import Origin
 from tests.helpers import CELL, INMATE, OTHER_INMATE, PIN, Platform, csrf_from, populate, staff_client
@@ -592,6 +593,28 @@ async def test_the_printed_plan_is_in_the_inmates_language(site: Platform, tmp_p
         assert course in flat and re.search(r"\b[0-9A-Z]{5}-[0-9A-Z]{5}\b", flat), shown
     printed = site.records(tag="resources:plan:printed", actor=number)
     assert len(printed) == 1 and printed[0].path == "/plan.pdf"
+
+
+@IN_MODULE_LOOP
+async def test_the_pdf_is_built_off_the_event_loop(site: Platform, inmate: tuple[str, aiohttp.ClientSession],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """reportlab takes a second for a plan of a thousand entries: on the loop, every page of the portal would wait."""
+    on_loop: list[bool] = []
+
+    def watched(document: PlanDocument) -> bytes:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            on_loop.append(False)
+        else:
+            on_loop.append(True)
+        return plan_pdf(document)
+
+    monkeypatch.setattr(portal_plan, "plan_pdf", watched)
+    _, client = inmate
+    async with client.get(site.portal + "/plan.pdf") as resp:
+        assert resp.status == 200 and (await resp.read()).startswith(b"%PDF")
+    assert on_loop == [False]
 
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ Only a supporter reads a plan (`plans.may_read`); anyone else gets a 403 that is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -203,8 +204,10 @@ def _document(view: PlanPage, request: web.Request) -> PlanDocument:
         page_label=_("Page %(page)d"))
 
 
-def _pdf(view: PlanPage, request: web.Request) -> web.Response:
-    body = plan_pdf(_document(view, request))
+async def _pdf(document: PlanDocument, view: PlanPage) -> web.Response:
+    """The PDF built off the event loop: a plan of many saved entries takes a second of reportlab, which would stop
+    every other page of the portal meanwhile."""
+    body = await asyncio.to_thread(plan_pdf, document)
     name = f"release-plan-{view.inmate_number}.pdf".replace("/", "-")
     return web.Response(body=body, content_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -235,7 +238,7 @@ async def my_plan(request: web.Request) -> web.Response:
 async def my_pdf(request: web.Request) -> web.Response:
     number, today = _number(request), today_of(request)
     view = await read(request.app[KERNEL], lambda s: plans.page(s, find_inmate(s, number).id, today=today))
-    response = _pdf(view, request)
+    response = await _pdf(_document(view, request), view)
     active = request[VIEWER].inmate
     await note(request.app[KERNEL], Tag.RESOURCES_PLAN_PRINTED, number, f"plan of {number} printed by the inmate",
                terminal=active.terminal_name if active else "", address=client_address(request), path="/plan.pdf")
@@ -429,4 +432,4 @@ async def read_pdf(request: web.Request) -> web.Response:
     view = await _opened(request, "pdf")
     if view is None:
         return _refused(request)
-    return _in(view.language, lambda: _pdf(view, request))
+    return await _pdf(_in(view.language, lambda: _document(view, request)), view)
