@@ -527,6 +527,28 @@ def test_an_upload_that_inflates_past_what_it_declares_is_refused_without_inflat
     assert peak < 16 * 1_048_576, f"{peak} bytes held while unpacking a 1 MB upload"
 
 
+def test_an_upload_that_the_reader_could_not_hold_is_refused(tmp_path: Path) -> None:
+    """A small zip of many short rows, or of one long line, unpacks to what would take gigabytes to read."""
+    rows = io.BytesIO()
+    with zipfile.ZipFile(rows, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("datapackage.json", "{}")
+        archive.writestr("service.csv", "id,organization_id,name,status\n" + "s,o,n,active\n" * staff.MAX_LINES)
+    assert len(rows.getvalue()) < 100_000
+    assert staff.unpack("rows.zip", rows.getvalue(), tmp_path / "rows") == (None, [
+        f"rows.zip:0: more than {staff.MAX_LINES} lines unpacked; import a feed that large with the command "
+        "gatehouse resources import"])
+    long = io.BytesIO()
+    with zipfile.ZipFile(long, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("feed.json", '[{"id": "' + "s" * 20 * 1_048_576 + '"}]')
+    where, problems = staff.unpack("long.zip", long.getvalue(), tmp_path / "long")
+    assert where is None and problems[0].startswith("long.zip:0: more than 200 files or 16777216 bytes unpacked")
+    fine = io.BytesIO()
+    with zipfile.ZipFile(fine, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("datapackage.json", "{}")
+        archive.writestr("service.csv", "id,organization_id,name,status\n" + "s,o,n,active\n" * 1000)
+    assert staff.unpack("fine.zip", fine.getvalue(), tmp_path / "fine") == (tmp_path / "fine", [])
+
+
 def test_an_encrypted_or_strange_member_is_a_problem_not_an_error(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

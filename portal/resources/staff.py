@@ -48,8 +48,13 @@ from portal.transactions import change, read
 routes = web.RouteTableDef()
 education = staff(StaffRole.EDUCATION)
 PAGE = 50
-MAX_UNPACKED = 64 * 1024 * 1024
-"""An uploaded zip that unpacks to more is refused before anything is written (a zip bomb, or the wrong file)."""
+MAX_UNPACKED = 16 * 1024 * 1024
+"""An uploaded zip that unpacks to more is refused before anything is written (a zip bomb, or the wrong file). The
+reader holds a feed in memory at some 40 times its size (an 8 MB JSON takes 300 MB), so a bigger one is the
+command's to import."""
+MAX_LINES = 200_000
+"""Lines in all the unpacked files: the reader keeps 1 to 1.5 kB for each CSV row however short, so 64 MB of
+"s,o,n,active" rows (a zip of a few hundred kB) took 5 GB."""
 MAX_MEMBERS = 200
 CHUNK = 1024 * 1024
 TEXTAREAS = frozenset({"description", "application_process", "fees_description", "eligibility_description"})
@@ -187,10 +192,14 @@ def unpack(name: str, body: bytes, folder: Path) -> tuple[Path | None, list[str]
                 problems.append(f"{member.filename}:0: a symbolic link; put the file itself in the zip")
         if problems:
             return None, problems
+        lines = 0
         for member in members:
             target = folder.joinpath(*PurePosixPath(member.filename.replace("\\", "/")).parts)
             try:
-                _extract(archive, member, target)
+                lines += _extract(archive, member, target, MAX_LINES - lines)
+            except _TooLong:
+                return None, [f"{name}:0: more than {MAX_LINES} lines unpacked; import a feed that large with the "
+                              "command gatehouse resources import"]
             except RuntimeError:  # how zipfile says a member needs a password
                 return None, [f"{member.filename}:0: encrypted; zip the package without a password"]
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
@@ -204,13 +213,22 @@ def unpack(name: str, body: bytes, folder: Path) -> tuple[Path | None, list[str]
     return None, [f"{name}:0: no datapackage.json in the zip; zip the data package's folder, or its files"]
 
 
-def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
-    """One member written in chunks: a whole read inflates as much as the compressed data holds (gigabytes from a
-    small upload) before it stops at the size the archive declares, which alone was checked."""
+class _TooLong(Exception):
+    """More lines than an upload may unpack to."""
+
+
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, lines_left: int) -> int:
+    """One member written in chunks (a whole read inflates as much as the compressed data holds, gigabytes from a
+    small upload, before it stops at the size the archive declares, which alone was checked); its lines."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    lines = 0
     with archive.open(member) as source, target.open("wb") as out:
         while chunk := source.read(CHUNK):
+            lines += chunk.count(b"\n")
+            if lines > lines_left:
+                raise _TooLong()
             out.write(chunk)
+    return lines
 
 
 @routes.post("/resources-admin/import", name="resources-admin-feed")
