@@ -265,3 +265,19 @@ def test_an_entry_says_whether_its_site_opens_as_the_gateway_decides(url: str, t
     policy = Snapshot.build(parsed.rules)
     who = Subject("A1", frozenset(), "t1", terminal, "s1")
     assert entries.opens_for(policy, who, url, utcnow()) is opens
+
+
+def test_a_large_import_refreshes_the_planners_statistics_in_its_transaction(engine: Engine) -> None:
+    """Past `ANALYZE_AFTER` entries PostgreSQL analyses the tables inside the import's transaction (SQLite needs
+    nothing): the import still commits whole, and the statistics see the new rows."""
+    many = tuple(replace(FEED.services[0], id=f"svc-many-{n}", name=f"Woning {n}")
+                 for n in range(directory.ANALYZE_AFTER))
+    factory = session_factory(engine)
+    with factory.begin() as session:
+        done = directory.import_directory(session, replace(FEED, services=many), now=utcnow())
+    assert done.added == directory.ANALYZE_AFTER
+    with factory() as session:
+        assert len(search(session, "woning", "nl", limit=1000)) == directory.ANALYZE_AFTER
+        if session.get_bind().dialect.name == "postgresql":
+            counted = session.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'resources_services'"))
+            assert counted.scalar_one() == directory.ANALYZE_AFTER

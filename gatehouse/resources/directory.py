@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gatehouse.resources import hsds
@@ -21,6 +21,8 @@ from gatehouse.resources.models import Facet, Organization, Service, ServiceFace
 from gatehouse.resources.search import facet_value, reindex
 
 M = TypeVar("M", Organization, Service)
+ANALYZE_AFTER = 200
+"""An import that adds or changes this many entries has PostgreSQL look at the tables again."""
 FEED_FIELDS = ("name", "alternate_name", "description", "url", "email", "status", "application_process",
                "fees_description", "eligibility_description", "minimum_age", "maximum_age", "assured_date",
                "assurer_email", "last_modified")
@@ -122,6 +124,10 @@ def import_directory(session: Session, directory: hsds.Directory, *, now: dateti
         touched.append(row)
     session.flush()
     reindex(session, touched)
+    if len(touched) >= ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics in the same transaction: without them PostgreSQL guesses a category has 3 services and
+        # joins two filters row by row (a second a search at 20,000 services instead of 35 ms).
+        session.execute(text("ANALYZE resources_services, resources_facets, resources_search"))
     return Imported(added, changed, same, len(directory.organizations))
 
 
