@@ -520,6 +520,11 @@ async def test_an_inmate_keeps_a_plan_and_each_wrong_field_keeps_what_was_typed(
     async with client.get(site.portal + "/plan") as resp:
         page = await resp.text()
     assert 'data-step="id-card" data-state="due-soon"' in page and 'data-service="svc-housing"' not in page
+    changes = [r.reason for r in site.records(tag="resources:plan:changed", actor=number)]
+    assert changes == [f"plan of {number}: {what}" for what in (
+        f"release {release.isoformat()} in Liège", "step id-card done", "notes of 28 characters",
+        "saved service svc-housing", "saved service svc-housing", "saved service svc-housing",
+        "step id-card not done", "removed service svc-housing")], "each change on record; never what the notes say"
 
 
 @IN_MODULE_LOOP

@@ -134,6 +134,9 @@ class Tag(enum.StrEnum):
     RESOURCES_PLAN_VIEWED = "resources:plan:viewed"
     """A member of staff opened an inmate's release plan (the inmate sees who looked)."""
     RESOURCES_PLAN_PRINTED = "resources:plan:printed"
+    RESOURCES_PLAN_CHANGED = "resources:plan:changed"
+    """The inmate changed their plan: saved or removed an entry or offer, ticked a step, the release date or region,
+    their notes (only how long they are; what they wrote stays theirs)."""
     RESOURCES_SUPPORTER_ADDED = "resources:supporter:added"
     """A member of staff now supports an inmate's release, and so may read their plan; `removed` when no more."""
     RESOURCES_SUPPORTER_REMOVED = "resources:supporter:removed"

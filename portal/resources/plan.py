@@ -245,7 +245,9 @@ async def my_pdf(request: web.Request) -> web.Response:
     return response
 
 
-async def _changed(request: web.Request, work: Callable[[Session, int], object], done: str) -> web.Response:
+async def _changed(request: web.Request, work: Callable[[Session, int], object], done: str,
+                   what: str) -> web.Response:
+    """Make the change, record what it was (`what`), and go to `done`."""
     number = _number(request)
     try:
         await change(request.app[KERNEL], lambda s: work(s, find_inmate(s, number).id))
@@ -253,6 +255,9 @@ async def _changed(request: web.Request, work: Callable[[Session, int], object],
         raise web.HTTPNotFound(text=_("This service or job offer is not in the directory, or is closed.")) from None
     except InvalidInput:
         raise web.HTTPBadRequest(text=_("This change cannot be made. Go back to your plan and try again.")) from None
+    active = request[VIEWER].inmate
+    await note(request.app[KERNEL], Tag.RESOURCES_PLAN_CHANGED, number, f"plan of {number}: {what}"[:500],
+               terminal=active.terminal_name if active else "", address=client_address(request), path=request.path)
     raise web.HTTPSeeOther(done)
 
 
@@ -263,7 +268,7 @@ async def save_item(request: web.Request) -> web.Response:
     data, today = await request.post(), today_of(request)
     kind, ref = str(data.get("kind", "")), str(data.get("ref", ""))
     return await _changed(request, lambda s, me: plans.save(s, me, kind, ref, today=today, now=utcnow()),
-                          safe_next(str(data.get("next", "")), "/plan?done=saved"))
+                          safe_next(str(data.get("next", "")), "/plan?done=saved"), f"saved {kind[:16]} {ref[:100]}")
 
 
 @routes.post("/plan/items/remove", name="plan-remove")
@@ -272,7 +277,8 @@ async def remove_item(request: web.Request) -> web.Response:
     data = await request.post()
     kind, ref = str(data.get("kind", "")), str(data.get("ref", ""))
     return await _changed(request, lambda s, me: plans.remove(s, me, kind, ref, now=utcnow()),
-                          safe_next(str(data.get("next", "")), "/plan?done=removed"))
+                          safe_next(str(data.get("next", "")), "/plan?done=removed"),
+                          f"removed {kind[:16]} {ref[:100]}")
 
 
 @routes.post("/plan/steps", name="plan-step")
@@ -281,7 +287,8 @@ async def step(request: web.Request) -> web.Response:
     data = await request.post()
     key, done = str(data.get("step", "")), data.get("done") == "yes"
     return await _changed(request, lambda s, me: plans.set_step(s, me, key, done, now=utcnow()),
-                          f"/plan?done=step#step-{key if key in plan.STEPS_BY_KEY else ''}")
+                          f"/plan?done=step#step-{key if key in plan.STEPS_BY_KEY else ''}",
+                          f"step {key[:32]} {'done' if done else 'not done'}")
 
 
 @routes.post("/plan/notes", name="plan-notes")
@@ -292,7 +299,8 @@ async def notes(request: web.Request) -> web.Response:
         return await _mine(request, values={"notes": text}, status=400, errors={"notes": _(
             "Your notes are too long: at most %(num)d characters. Shorten them and save again.") % {
             "num": plans.MAX_NOTES}})
-    return await _changed(request, lambda s, me: plans.set_notes(s, me, text, now=utcnow()), "/plan?done=notes#notes")
+    return await _changed(request, lambda s, me: plans.set_notes(s, me, text, now=utcnow()), "/plan?done=notes#notes",
+                          f"notes of {len(text.strip())} characters")
 
 
 @routes.post("/plan/release", name="plan-release")
@@ -316,7 +324,8 @@ async def release(request: web.Request) -> web.Response:
         return await _mine(request, values=values, errors=errors, status=400)
     return await _changed(request, lambda s, me: plans.set_release(s, me, day, values["release_region"],
                                                                    today=today, now=utcnow()),
-                          "/plan?done=release")
+                          "/plan?done=release", f"release {day.isoformat() if day else 'date unknown'} "
+                                                f"in {values['release_region'] or 'no region'}")
 
 
 # -- education staff who support inmates ------------------------------------------------------------------------
