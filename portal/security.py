@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
 from aiohttp import web
 
@@ -39,10 +39,20 @@ def csrf_token(request: web.Request) -> str:
     return str(token)
 
 
+def _not_text(values: Iterable[object]) -> bool:
+    """A NUL in a field or in the address: no page takes one, and PostgreSQL refuses it in text."""
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every form carries the token of its cookie; no field and no part of the address holds a NUL."""
+    if "\x00" in request.path or _not_text(request.query.values()):
+        raise web.HTTPBadRequest(text=_("A field holds a character that is not text. Remove it and try again."))
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         form = await request.post()
+        if _not_text(form.values()):
+            raise web.HTTPBadRequest(text=_("A field holds a character that is not text. Remove it and try again."))
         sent = str(form.get(CSRF_FIELD, ""))
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not sent or not cookie or not hmac.compare_digest(sent, cookie):

@@ -62,6 +62,17 @@ async def test_post_without_csrf_token_is_refused(platform: Platform) -> None:
     assert platform.records(tag="portal:login:success") == []
 
 
+async def test_a_nul_in_a_field_or_the_address_is_a_clear_400(platform: Platform) -> None:
+    """No page takes a NUL, and PostgreSQL refuses one in text: refused before any handler, not a 500 after."""
+    async with platform.client(CELL) as client:
+        status, body = await post_login(platform, client, inmate_number="A1\x00", pin=PIN)
+        assert status == 400 and "not text" in body
+        async with client.get(f"{platform.portal}/login?next=%00") as resp:
+            assert resp.status == 400 and "not text" in await resp.text()
+        status, _ = await post_login(platform, client, inmate_number=INMATE, pin=PIN)
+        assert status == 303, "the same form without it goes through"
+
+
 async def test_security_headers_and_no_inline_script(platform: Platform) -> None:
     async with platform.client(CELL) as client, client.get(f"{platform.portal}/login") as resp:
         body = await resp.text()
