@@ -46,6 +46,7 @@ from gatehouse.errors import Conflict, GatehouseError, InvalidInput, NotFound
 from gatehouse.learning import certificates
 from gatehouse.learning.certificates import Verdict
 from gatehouse.learning.models import Enrolment, IssuedCertificate
+from gatehouse.pdf import fonts
 from gatehouse.settings import Settings
 
 __all__ = ["KEY_FILE", "PDF_CONTEXT", "certificate_json", "certificate_pdf", "credential_of", "facility_keys",
@@ -205,24 +206,6 @@ def _from_b64url(text: bytes) -> bytes:
     return raw
 
 
-def _font() -> tuple[str, str]:
-    """A font with the accents of the four languages and beyond (DejaVu where installed, else reportlab's Vera)."""
-    from reportlab import rl_config  # type: ignore[import-untyped]
-    from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
-    from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
-
-    if "GatehouseSans" not in pdfmetrics.getRegisteredFontNames():
-        dejavu = Path("/usr/share/fonts/truetype/dejavu")
-        if (dejavu / "DejaVuSans.ttf").exists() and (dejavu / "DejaVuSans-Bold.ttf").exists():
-            regular, bold = str(dejavu / "DejaVuSans.ttf"), str(dejavu / "DejaVuSans-Bold.ttf")
-        else:
-            fonts = Path(rl_config.__file__).parent / "fonts"
-            regular, bold = str(fonts / "Vera.ttf"), str(fonts / "VeraBd.ttf")
-        pdfmetrics.registerFont(TTFont("GatehouseSans", regular))
-        pdfmetrics.registerFont(TTFont("GatehouseSans-Bold", bold))
-    return "GatehouseSans", "GatehouseSans-Bold"
-
-
 def _page(settings: Settings, fields: Mapping[str, str], code: str) -> bytes:
     from reportlab.graphics import renderPDF  # type: ignore[import-untyped]
     from reportlab.graphics.barcode.qr import QrCodeWidget  # type: ignore[import-untyped]
@@ -231,7 +214,7 @@ def _page(settings: Settings, fields: Mapping[str, str], code: str) -> bytes:
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
-    regular, bold = _font()
+    regular, bold = fonts()
     width, height = landscape(A4)
     out = io.BytesIO()
     page = canvas.Canvas(out, pagesize=(width, height), invariant=True, pageCompression=1)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from gatehouse.pdf import fonts
+
 __all__ = ["Entry", "PlanDocument", "Section", "plan_pdf"]
 
-_REGULAR, _BOLD = "GatehousePlan", "GatehousePlan-Bold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +52,6 @@ class PlanDocument:
     """The page number as the language says it, with a `%(page)d` placeholder."""
 
 
-def _fonts() -> tuple[str, str]:
-    from reportlab import rl_config  # type: ignore[import-untyped]
-    from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
-    from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
-
-    if _REGULAR not in pdfmetrics.getRegisteredFontNames():
-        dejavu = Path("/usr/share/fonts/truetype/dejavu")
-        if (dejavu / "DejaVuSans.ttf").exists() and (dejavu / "DejaVuSans-Bold.ttf").exists():
-            regular, bold = dejavu / "DejaVuSans.ttf", dejavu / "DejaVuSans-Bold.ttf"
-        else:
-            fonts = Path(rl_config.__file__).parent / "fonts"
-            regular, bold = fonts / "Vera.ttf", fonts / "VeraBd.ttf"
-        pdfmetrics.registerFont(TTFont(_REGULAR, str(regular)))
-        pdfmetrics.registerFont(TTFont(_BOLD, str(bold)))
-    return _REGULAR, _BOLD
-
-
 def _text(value: str) -> str:
     """Text for a Paragraph, which reads a little XML: every character printed as typed."""
     return escape(value)
@@ -80,7 +63,7 @@ def plan_pdf(document: PlanDocument) -> bytes:
     from reportlab.lib.units import mm  # type: ignore[import-untyped]
     from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer  # type: ignore[import-untyped]
 
-    regular, bold = _fonts()
+    regular, bold = fonts()
     styles = {
         "title": ParagraphStyle("title", fontName=bold, fontSize=20, leading=25, spaceAfter=4 * mm),
         "fact": ParagraphStyle("fact", fontName=regular, fontSize=11, leading=15),
