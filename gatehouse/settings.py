@@ -207,7 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
             "or the embedded mitmproxy inspector (mitmproxy).", _engine),
     Setting("proxy.identity_grace_seconds", 60,
             "During a database outage, how long an identity looked up before it is still trusted.", _positive),
-    Setting("sessions.idle_minutes", 15, "An inmate session ends after this many idle minutes.", _positive),
+    Setting("sessions.idle_minutes", 15,
+            "An inmate session ends after this many idle minutes (activity is written at most every thirtieth of them, "
+            "so up to 30 s of 15 minutes sooner).", _positive),
     Setting("sessions.max_hours", 8, "An inmate session ends this many hours after login at the latest.",
             _positive),
     Setting("audit.node", "", "This node's name in the audit chain; empty means the host name.", _node_name),
