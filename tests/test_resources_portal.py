@@ -41,6 +41,7 @@ from gatehouse.resources import directory, entries, hsds, links
 from gatehouse.resources.models import PlanItem, Service
 from portal import i18n
 from portal.resources import staff
+from portal.resources.staff import SHOWN_PROBLEMS
 from portal.resources.words import Hours, checked_words, opening_hours
 from tests.conftest import Origin, platform_settings, serve_origin
 from tests.helpers import CELL, CLASSROOM, INMATE, PIN, Platform, curl, staff_client
@@ -482,6 +483,17 @@ async def test_an_upload_with_problems_imports_nothing_and_names_each(
                                  upload(json.dumps(bad_json, indent=2).encode(), "directory.json"))
     assert status == 400
     assert re.search(r"<code>directory\.json:\d+: ", body), body[:2000]
+
+    many = [{**bad_json[1], "id": f"svc-bad-{n}"} for n in range(SHOWN_PROBLEMS + 7)]
+    (tmp_path / "many.json").write_text(json.dumps(many), encoding="utf-8")
+    with pytest.raises(hsds.HsdsError) as expected:
+        hsds.read(tmp_path / "many.json")
+    status, _, body = await post(teacher, site, "/resources-admin/import",
+                                 upload(json.dumps(many).encode(), "many.json"))
+    assert status == 400 and body.count("<li><code>many.json:") == SHOWN_PROBLEMS
+    more = body.split('data-testid="more-problems">')[1].split("</p>")[0]
+    assert f"And {len(expected.value.problems) - SHOWN_PROBLEMS} more problems" in more
+    assert "gatehouse resources import" in more
 
     status, _, body = await post(teacher, site, "/resources-admin/import", upload(b"not a zip", "feed.zip"))
     assert status == 400 and "feed.zip:0: not a zip file" in body

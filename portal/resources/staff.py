@@ -45,6 +45,8 @@ from portal.layout import facility_zone, render, safe_next
 from portal.resources import views, words
 from portal.transactions import change, read
 
+SHOWN_PROBLEMS = 500
+"""Problems of an upload listed on the page; the rest are counted (the CLI prints them all)."""
 routes = web.RouteTableDef()
 education = staff(StaffRole.EDUCATION)
 PAGE = 50
@@ -153,6 +155,7 @@ async def _list_page(request: web.Request, status: int = 200, **context: Any) ->
         "title": _("Directory of services"), "view": shown, "rows": listed.rows, "choices": listed.choices,
         "query": query, "filters": filters, "asked": bool(query) or filters != Filters(), "previous": previous,
         "next_page": following, "today": day, "stale_days": days, "imported": imported, "problems": [],
+        "shown_problems": SHOWN_PROBLEMS,
         "feed_name": "", **context}), status)
 
 
