@@ -1,0 +1,1 @@
+"""Video visits: visitors, approved lists, bookings, rooms and supervision."""
