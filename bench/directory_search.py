@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from audit_writer import drop_postgres, scratch_postgres  # noqa: E402
 
 from gatehouse.db.engine import make_engine, session_factory, upgrade, utcnow  # noqa: E402
 from gatehouse.resources import directory, hsds  # noqa: E402
@@ -110,19 +112,12 @@ def searches(count: int, seed: int = 11) -> list[tuple[str, str, Filters]]:
 
 @contextmanager
 def postgres_database(server: str) -> Iterator[str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    base = make_url(server)
-    name = f"gatehouse_bench_{secrets.token_hex(6)}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    """A scratch database on the server, dropped afterwards (the other benches' helpers)."""
+    url, admin = scratch_postgres(server)
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_postgres(url, admin)
 
 
 def measure(url: str, data: hsds.Directory, todo: list[tuple[str, str, Filters]]) -> dict[str, Any]:
