@@ -6,6 +6,7 @@ Templates receive these values ready to print; which links a role sees is decide
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,6 +74,11 @@ def navigation(request: web.Request) -> list[Link]:
 
 def facility_zone(request: web.Request) -> ZoneInfo:
     return ZoneInfo(request.app[KERNEL].settings["facility.timezone"])
+
+
+def facility_today(request: web.Request) -> date:
+    """The facility's day now: what closing days, due dates and "checked 3 weeks ago" count from."""
+    return datetime.now(facility_zone(request)).date()
 
 
 def safe_next(value: str, default: str = "/") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -15,6 +15,7 @@ from gatehouse.audit.exports import FORMATS, Export
 from gatehouse.audit.prune import prune, prune_plan
 from gatehouse.audit.signing import Checkpoint, Keyring, key_paths, load_public
 from gatehouse.audit.verify import Report, stored_checkpoints, verify_database, verify_export
+from gatehouse.db.engine import stored
 from gatehouse.db.models import AuditRecord
 from gatehouse.errors import InvalidInput
 from gatehouse.kernel import Kernel
@@ -29,7 +30,7 @@ def _when(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-22T08:00") from None
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return stored(value)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -26,6 +26,7 @@ from gatehouse.audit import AuditEvent, Tag
 from gatehouse.curation.models import PageCheck, Proposal
 from gatehouse.curation.preview import Preview, drift, fetch_preview, trust_for
 from gatehouse.curation.ruleset import url_for
+from gatehouse.db.engine import stored
 from gatehouse.db.models import PolicyRule
 from gatehouse.kernel import Kernel
 from gatehouse.settings import resolve_table
@@ -60,10 +61,6 @@ class Checked:
     @property
     def flagged(self) -> bool:
         return bool(self.drift)
-
-
-def _naive_utc(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
 def _covered(url: str, hosts: Sequence[str]) -> bool:
@@ -166,7 +163,7 @@ def store(session: Session, item: Due, preview: Preview, now: datetime,
 
 async def recheck(kernel: Kernel, now: datetime, *, rule_id: str = "", plane: str = "portal") -> list[Checked]:
     """Look again at the pages due (or at `rule_id`'s now), keep each look, and record each newly flagged rule."""
-    now = _naive_utc(now)
+    now = stored(now)
     policy = kernel.policies.snapshot
     local = policy.local(now)
     hours = float(kernel.settings["curation.recheck_hours"])

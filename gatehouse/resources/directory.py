@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from gatehouse.db.engine import stored
 from gatehouse.resources import hsds
 from gatehouse.resources.models import Facet, Organization, Service, ServiceFacet
 from gatehouse.resources.search import facet_value, reindex
@@ -78,7 +79,7 @@ def _columns(service: hsds.Service) -> dict[str, object]:
         value = getattr(service, name)
         values[name] = ("" if value is None else str(value)) if name in TEXT_COLUMNS else value
     if service.last_modified is not None:  # kept as naive UTC, as every time in the database
-        values["last_modified"] = service.last_modified.astimezone(UTC).replace(tzinfo=None)
+        values["last_modified"] = stored(service.last_modified)
     values["details"] = hsds.details_of(service)
     values["language"] = next((_language_code(lang.code) for lang in service.languages if lang.code), "")
     return values

@@ -10,13 +10,14 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
 
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.curation.preview import Preview, fetch_preview, trust_for
+from gatehouse.db.engine import stored
 from gatehouse.kernel import Kernel
 from gatehouse.resources.models import LinkState, Service
 from gatehouse.settings import resolve_table
@@ -54,14 +55,10 @@ def judged(preview: Preview) -> tuple[LinkState, str]:
     return LinkState.OK, ""
 
 
-def _naive(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-
-
 async def check_links(kernel: Kernel, now: datetime, *, due_only: bool = False, plane: str = "cli") -> list[Link]:
     """Visit the website of every active entry that has one (with `due_only`, those not visited for
     `resources.check_links_hours`), store what was found, and record one audit event with the counts."""
-    now = _naive(now)
+    now = stored(now)
     hours = float(kernel.settings["resources.check_links_hours"])
 
     def find() -> list[tuple[str, str, str]]:

@@ -5,7 +5,7 @@ record. An offer past its closing day is gone for inmates (404) and marked close
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +26,7 @@ from portal.auth.services import record
 from portal.i18n import N_, _
 from portal.keys import KERNEL, VIEWER
 from portal.labels import choices
-from portal.layout import facility_zone, render
+from portal.layout import facility_today, facility_zone, render
 from portal.transactions import change, read
 
 routes = web.RouteTableDef()
@@ -78,11 +78,6 @@ class Shown:
                 "closes_on": self.closes_on.isoformat()}
 
 
-def today_of(request: web.Request) -> date:
-    """The facility's day now: an offer closes at the end of its day there."""
-    return datetime.now(UTC).astimezone(facility_zone(request)).date()
-
-
 async def note(kernel: Kernel, tag: Tag, actor: str, reason: str, *, terminal: str = "", address: str = "",
                path: str = "", decision: str = "allow") -> None:
     await record(kernel, AuditEvent(tag, "portal", actor=actor, terminal=terminal, client_addr=address,
@@ -118,7 +113,7 @@ def _inmate_number(request: web.Request) -> str:
 @routes.get("/jobs", name="jobs")
 @inmate
 async def offers(request: web.Request) -> web.Response:
-    today, chosen = today_of(request), _filters(request.query)
+    today, chosen = facility_today(request), _filters(request.query)
 
     def work(session: Session) -> tuple[list[Shown], list[str]]:
         return ([Shown.of(r, today) for r in jobs.open_offers(session, today, chosen)],
@@ -137,7 +132,7 @@ async def offers(request: web.Request) -> web.Response:
 @routes.get("/jobs/{id}", name="job")
 @inmate
 async def offer(request: web.Request) -> web.Response:
-    number, today = _inmate_number(request), today_of(request)
+    number, today = _inmate_number(request), facility_today(request)
     missing = web.HTTPNotFound(text=_("This job offer is closed or does not exist. The list of jobs shows the "
                                       "offers open today."))
     try:
@@ -192,7 +187,7 @@ def _form(data: Any) -> dict[str, str]:
 
 async def _admin(request: web.Request, *, values: dict[str, str] | None = None,
                  errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
-    today = today_of(request)
+    today = facility_today(request)
     rows = await read(request.app[KERNEL], lambda s: [Shown.of(r, today) for r in jobs.all_offers(s)])
     done = DONE.get(request.query.get("done", ""))
     language = staff_of(request).language
@@ -215,7 +210,7 @@ async def admin(request: web.Request) -> web.Response:
 @staff(StaffRole.EDUCATION)
 async def post(request: web.Request) -> web.Response:
     by, address = acting(request)
-    values, today = _form(await request.post()), today_of(request)
+    values, today = _form(await request.post()), facility_today(request)
     kernel = request.app[KERNEL]
     try:
         shown = await change(kernel, lambda s: Shown.of(jobs.post(s, values, by=by, today=today, now=utcnow()),
@@ -236,7 +231,7 @@ def _job_id(request: web.Request) -> int:
 
 async def _edit(request: web.Request, job_id: int, *, values: dict[str, str] | None = None,
                 errors: dict[str, str] | None = None, message: str = "", status: int = 200) -> web.Response:
-    today = today_of(request)
+    today = facility_today(request)
     try:
         shown = await read(request.app[KERNEL], lambda s: Shown.of(jobs.get(s, job_id), today))
     except NotFound:
@@ -259,7 +254,7 @@ async def edit(request: web.Request) -> web.Response:
 @staff(StaffRole.EDUCATION)
 async def change_offer(request: web.Request) -> web.Response:
     job_id, (by, address) = _job_id(request), acting(request)
-    values, today = _form(await request.post()), today_of(request)
+    values, today = _form(await request.post()), facility_today(request)
     kernel = request.app[KERNEL]
 
     def work(session: Session) -> tuple[Shown, dict[str, tuple[str, str]]]:
@@ -285,7 +280,7 @@ async def change_offer(request: web.Request) -> web.Response:
 @staff(StaffRole.EDUCATION)
 async def withdraw(request: web.Request) -> web.Response:
     job_id, (by, address) = _job_id(request), acting(request)
-    kernel, today = request.app[KERNEL], today_of(request)
+    kernel, today = request.app[KERNEL], facility_today(request)
     try:
         shown = await change(kernel, lambda s: Shown.of(jobs.withdraw(s, job_id, by=by, now=utcnow()), today))
     except NotFound:

@@ -30,8 +30,8 @@ from portal import i18n
 from portal.access import acting, client_address, inmate, staff, staff_of
 from portal.i18n import N_, _, ngettext
 from portal.keys import KERNEL, VIEWER
-from portal.layout import facility_zone, render, safe_next
-from portal.resources.jobs import CONTRACT_LABELS, HOURS_LABELS, labels, note, today_of
+from portal.layout import facility_today, facility_zone, render, safe_next
+from portal.resources.jobs import CONTRACT_LABELS, HOURS_LABELS, labels, note
 from portal.transactions import change, read
 
 routes = web.RouteTableDef()
@@ -199,7 +199,7 @@ def _document(view: PlanPage, request: web.Request) -> PlanDocument:
                     _("No notes.")),
         ),
         language=i18n.current(), author=facility,
-        footer=_("Printed on %(day)s at %(facility)s") % {"day": _day(today_of(request), request),
+        footer=_("Printed on %(day)s at %(facility)s") % {"day": _day(facility_today(request), request),
                                                           "facility": facility},
         page_label=_("Page %(page)d"))
 
@@ -217,7 +217,7 @@ async def _pdf(document: PlanDocument, view: PlanPage) -> web.Response:
 
 async def _mine(request: web.Request, *, values: dict[str, str] | None = None,
                 errors: dict[str, str] | None = None, status: int = 200) -> web.Response:
-    number, today = _number(request), today_of(request)
+    number, today = _number(request), facility_today(request)
     view = await read(request.app[KERNEL], lambda s: plans.page(s, find_inmate(s, number).id, today=today))
     done = DONE.get(request.query.get("done", ""))
     return render(request, "resources/plan.html", {
@@ -236,7 +236,7 @@ async def my_plan(request: web.Request) -> web.Response:
 @routes.get("/plan.pdf", name="plan-pdf")
 @inmate
 async def my_pdf(request: web.Request) -> web.Response:
-    number, today = _number(request), today_of(request)
+    number, today = _number(request), facility_today(request)
     view = await read(request.app[KERNEL], lambda s: plans.page(s, find_inmate(s, number).id, today=today))
     response = await _pdf(_document(view, request), view)
     active = request[VIEWER].inmate
@@ -265,7 +265,7 @@ async def _changed(request: web.Request, work: Callable[[Session, int], object],
 @inmate
 async def save_item(request: web.Request) -> web.Response:
     """Save a directory entry or a job offer; the page it was saved from is where the inmate goes back to."""
-    data, today = await request.post(), today_of(request)
+    data, today = await request.post(), facility_today(request)
     kind, ref = str(data.get("kind", "")), str(data.get("ref", ""))
     return await _changed(request, lambda s, me: plans.save(s, me, kind, ref, today=today, now=utcnow()),
                           safe_next(str(data.get("next", "")), "/plan?done=saved"), f"saved {kind[:16]} {ref[:100]}")
@@ -306,7 +306,7 @@ async def notes(request: web.Request) -> web.Response:
 @routes.post("/plan/release", name="plan-release")
 @inmate
 async def release(request: web.Request) -> web.Response:
-    data, today = await request.post(), today_of(request)
+    data, today = await request.post(), facility_today(request)
     values = {"release_date": str(data.get("release_date", "")).strip(),
               "release_region": " ".join(str(data.get("release_region", "")).split())}
     errors: dict[str, str] = {}
@@ -393,7 +393,7 @@ async def _opened(request: web.Request, what: str) -> PlanPage | None:
     """The plan for a supporter, its opening recorded (PlanView and audit); None, and a refusal on the audit
     record, for anyone else."""
     who, (by, address) = staff_of(request), acting(request)
-    number, today, kernel = request.match_info["number"], today_of(request), request.app[KERNEL]
+    number, today, kernel = request.match_info["number"], facility_today(request), request.app[KERNEL]
     tag = Tag.RESOURCES_PLAN_PRINTED if what == "pdf" else Tag.RESOURCES_PLAN_VIEWED
 
     def work(session: Session) -> PlanPage | None:

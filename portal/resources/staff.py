@@ -41,7 +41,7 @@ from portal.access import acting, staff
 from portal.auth.services import record
 from portal.i18n import N_, _
 from portal.keys import KERNEL
-from portal.layout import facility_zone, render, safe_next
+from portal.layout import facility_today, facility_zone, render, safe_next
 from portal.resources import views, words
 from portal.transactions import change, read
 
@@ -134,7 +134,7 @@ async def _list_page(request: web.Request, status: int = 200, **context: Any) ->
     shown = shown if shown in VIEWS else "all"
     query = " ".join(request.query.get("q", "").split())[:views.MAX_QUERY]
     filters, offset, language = views.filters_of(request.query), views.offset_of(request.query), i18n.current()
-    day, days = views.today(kernel), int(kernel.settings["resources.stale_days"])
+    day, days = facility_today(request), int(kernel.settings["resources.stale_days"])
 
     def work(session: Session) -> Listed:
         if shown == "stale":
@@ -331,7 +331,7 @@ async def _entry_page(request: web.Request, status: int = 200, **context: Any) -
         "labels": {k: _(v) for k, v in LABELS.items()},
         "statuses": [(s, _(STATUS_NAMES.get(s, s))) for s in STATUSES],
         "modes": [(m, _(text)) for m, text in MODES.items()], "chosen_mode": context.pop("chosen_mode", entry.mode),
-        "paths_text": context.pop("paths_text", "\n".join(entry.form_paths)), "today": views.today(request.app[KERNEL]),
+        "paths_text": context.pop("paths_text", "\n".join(entry.form_paths)), "today": facility_today(request),
         "waiting_state": WebsiteState.WAITING.value, **context}), status)
 
 
@@ -402,7 +402,7 @@ async def mark_checked(request: web.Request) -> web.Response:
     kernel = request.app[KERNEL]
     data = await request.post()
     by, address = acting(request)
-    day = views.today(kernel)
+    day = facility_today(request)
     try:
         name = await change(kernel, lambda session: entries.mark_checked(session, _id(request), by=by, today=day,
                                                                          now=utcnow()).name)

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from gatehouse.audit import AuditEvent, Tag
 from gatehouse.db.engine import utcnow
 from gatehouse.errors import NotFound
-from gatehouse.kernel import Kernel
 from gatehouse.resources import entries
 from gatehouse.resources.entries import WebsiteState
 from gatehouse.resources.models import Facet, Service
@@ -31,7 +30,7 @@ from portal.access import client_address, reader
 from portal.auth.services import record
 from portal.i18n import _
 from portal.keys import KERNEL, VIEWER
-from portal.layout import render
+from portal.layout import facility_today, render
 from portal.resources.words import (
     PHONE_TYPES,
     Hours,
@@ -184,11 +183,6 @@ def entry_of(session: Session, service: Service, opens: Callable[[str], bool] | 
                  areas, tuple(service.facet(Facet.CATEGORY)), service.assured_date, service.status, website)
 
 
-def today(kernel: Kernel) -> date:
-    """The facility's day, which "checked 3 weeks ago" counts from."""
-    return kernel.policies.snapshot.local(utcnow()).date()
-
-
 def is_inmate(request: web.Request) -> bool:
     viewer = request[VIEWER]
     return viewer.inmate is not None and viewer.staff is None
@@ -246,7 +240,7 @@ async def directory(request: web.Request) -> web.Response:
     return render(request, "resources/directory.html", {
         "title": _("Services for release"), "query": query, "filters": filters, "choices": offered,
         "rows": rows[:PAGE], "asked": asked, "previous": previous, "next_page": following, "offset": offset,
-        "today": today(kernel), "checked": checked_words, "category_name": category_name})
+        "today": facility_today(request), "checked": checked_words, "category_name": category_name})
 
 
 def _missing(request: web.Request) -> web.Response:
@@ -286,7 +280,7 @@ async def service_page(request: web.Request) -> web.Response:
                                     decision="allow", reason=f"{entry.id}: {entry.name}"[:500]))
     back = request.query.get("back", "")
     return render(request, "resources/service.html", {
-        "title": entry.name, "entry": entry, "inmate": inmate, "today": today(kernel), "checked": checked_words,
-        "category_name": category_name,
+        "title": entry.name, "entry": entry, "inmate": inmate, "today": facility_today(request),
+        "checked": checked_words, "category_name": category_name,
         "done": _("Saved to your plan.") if request.query.get("done") == "saved" else "",
         "back": back if back.startswith("/resources?") or back == "/resources" else "/resources"})
