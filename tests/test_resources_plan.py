@@ -40,7 +40,7 @@ from gatehouse.inmates import add_inmate
 from gatehouse.kernel import Kernel
 from gatehouse.learning import awards, catalog, enrolment, study
 from gatehouse.learning.package import load_package
-from gatehouse.resources import jobs, plan, plans
+from gatehouse.resources import hsds, jobs, plan, plans
 from gatehouse.resources.jobs import JobState
 from gatehouse.resources.models import Organization, PlanView, ReleasePlan, Service
 from gatehouse.resources.plan import StepState
@@ -118,7 +118,7 @@ def test_the_checklist_has_every_step_in_the_order_they_fall_due() -> None:
 
 
 def test_each_step_is_helped_by_a_directory_category_and_is_worded_in_the_portal() -> None:
-    assert {s.category for s in plan.STEPS} <= set(plan.CATEGORIES)
+    assert {s.category for s in plan.STEPS} <= set(hsds.CATEGORIES), "each step names a category of the directory"
     assert set(STEP_TEXT) == set(plan.STEPS_BY_KEY)
     assert set(STATE_LABELS) == set(StepState)
     assert [s.key for s in plan.STEPS if s.uses_record] == ["transcripts"]

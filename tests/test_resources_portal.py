@@ -677,3 +677,9 @@ async def test_on_postgresql_search_filters_and_upload(tmp_path: Path, origin: O
         with up.kernel.factory() as session:
             assert session.scalar(select(Service.name).where(Service.id == "svc-jobs")) == \
                 "Job coaching for people leaving prison"
+
+
+def test_every_category_of_the_directory_has_words_for_readers() -> None:
+    from portal.resources.words import CATEGORIES
+
+    assert set(CATEGORIES) == set(hsds.CATEGORIES)

@@ -13,12 +13,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-__all__ = ["CATEGORIES", "DUE_SOON_DAYS", "STEPS", "STEPS_BY_KEY", "Checked", "PlanRuleError", "Step", "StepState",
+__all__ = ["DUE_SOON_DAYS", "STEPS", "STEPS_BY_KEY", "Checked", "PlanRuleError", "Step", "StepState",
            "check_release", "checklist", "days_left", "due_on", "state_of", "step"]
 
-CATEGORIES = ("employment", "housing", "benefits", "id-documents", "health", "addiction", "debt", "legal", "family",
-              "education")
-"""The directory's categories, of which each step names the one whose services help with it."""
 DUE_SOON_DAYS = 14
 """A step due within this many days (its day included) is flagged as due soon."""
 FURTHEST_RELEASE_YEARS = 60
