@@ -162,6 +162,7 @@ def propose_website(session: Session, service_id: str, mode: Website, *, form_pa
     in_force = {row.rule_id: row for row in session.scalars(
         select(PolicyRule).where(PolicyRule.rule_id.in_(status.rules or ("",))))}
     note = f"directory entry {service.id}: {service.name}"
+    paths = _paths(form_paths) if mode is Website.FORMS else []
     if mode is Website.CLOSED:
         if not in_force:
             raise InvalidInput(f"the website of {service.name} is not open")
@@ -169,7 +170,6 @@ def propose_website(session: Session, service_id: str, mode: Website, *, form_pa
                                   kind=ProposalKind.REMOVE, rule_id=rule_id) for rule_id, row in in_force.items()]
     else:
         host = site_host(service)
-        paths = _paths(form_paths) if mode is Website.FORMS else []
         if mode is Website.FORMS and not paths:
             raise InvalidInput("form_paths: name the form paths to allow (e.g. /apply), one per line")
         wanted = [{"allow": [host], "description": f"directory: {service.name}"[:200]}]
@@ -188,7 +188,7 @@ def propose_website(session: Session, service_id: str, mode: Website, *, form_pa
         if not made:
             raise InvalidInput(f"the website of {service.name} is {mode.value} already")
     session.flush()
-    service.website, service.form_paths = mode.value, _paths(form_paths) if mode is Website.FORMS else []
+    service.website, service.form_paths = mode.value, paths
     service.website_proposals = [*(service.website_proposals or []), *(p.id for p in made)]
     service.updated_by, service.updated_at = by, now
     return made
