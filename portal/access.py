@@ -119,6 +119,16 @@ def staff_of(request: web.Request) -> StaffIdentity:
     return who
 
 
+def reader_of(request: web.Request) -> tuple[str, str]:
+    """Who reads on a `reader` route, as audit records name them: a staff member, or an inmate and their terminal."""
+    viewer = request[VIEWER]
+    if viewer.staff is not None:
+        return viewer.staff.username, ""
+    if viewer.inmate is None:  # the route's rule lets only inmates and staff through
+        raise web.HTTPForbidden()
+    return viewer.inmate.inmate_number, viewer.inmate.terminal_name
+
+
 def acting(request: web.Request) -> tuple[str, str]:
     """Who acts and from where, as audit records name them."""
     return staff_of(request).username, client_address(request)

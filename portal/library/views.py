@@ -20,7 +20,7 @@ from gatehouse.library import pages, zim
 from gatehouse.library.shelf import Shelved, hidden_by
 from gatehouse.quota import QuotaUnavailable
 from portal import i18n
-from portal.access import client_address, reader
+from portal.access import client_address, reader, reader_of
 from portal.i18n import _
 from portal.keys import KERNEL, VIEWER
 from portal.layout import render
@@ -36,15 +36,6 @@ def _groups(request: web.Request) -> Iterable[str] | None:
     if viewer.inmate is not None and viewer.staff is None:
         return viewer.inmate.subject.groups
     return None
-
-
-def _who(request: web.Request) -> tuple[str, str]:
-    viewer = request[VIEWER]
-    if viewer.staff is not None:
-        return viewer.staff.username, ""
-    if viewer.inmate is None:  # the route's rule lets only inmates and staff through
-        raise web.HTTPForbidden()
-    return viewer.inmate.inmate_number, viewer.inmate.terminal_name
 
 
 def language_name(code: str) -> str:
@@ -121,7 +112,7 @@ async def search(request: web.Request) -> web.Response:
         if refused is not None:
             return refused
         full, titles = await services.search(shelved, query)
-        actor, terminal = _who(request)
+        actor, terminal = reader_of(request)
         await services.note(kernel, Tag.LIBRARY_SEARCH, actor=actor, terminal=terminal,
                             address=client_address(request), path=f"/library/{shelved.name}/search",
                             reason=f"{shelved.name}: {query} ({len(full)} found, {len(titles)} titles)")
@@ -163,7 +154,7 @@ async def article(request: web.Request) -> web.StreamResponse:
     refused = await _metered(request)
     if refused is not None:
         return refused
-    actor, terminal = _who(request)
+    actor, terminal = reader_of(request)
     await services.note(kernel, Tag.LIBRARY_ARTICLE_OPENED, actor=actor, terminal=terminal,
                         address=client_address(request), path=f"/library/{name}/{path}",
                         reason=f"{name}: {path} ({found.title})")

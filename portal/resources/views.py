@@ -26,7 +26,7 @@ from gatehouse.resources.entries import WebsiteState
 from gatehouse.resources.models import Facet, Service
 from gatehouse.resources.search import Filters, facet_values, search
 from portal import i18n
-from portal.access import client_address, reader
+from portal.access import client_address, reader, reader_of
 from portal.auth.services import record
 from portal.i18n import _
 from portal.keys import KERNEL, VIEWER
@@ -272,9 +272,7 @@ async def service_page(request: web.Request) -> web.Response:
     entry = await read(kernel, work)
     if entry is None:
         return _missing(request)
-    actor, terminal = ((viewer.staff.username, "") if viewer.staff is not None else
-                       (viewer.inmate.inmate_number, viewer.inmate.terminal_name) if viewer.inmate is not None else
-                       ("", ""))
+    actor, terminal = reader_of(request)
     await record(kernel, AuditEvent(Tag.RESOURCES_SERVICE_VIEWED, "portal", actor=actor, terminal=terminal,
                                     client_addr=client_address(request), method="GET", path=request.path,
                                     decision="allow", reason=f"{entry.id}: {entry.name}"[:500]))
