@@ -169,6 +169,43 @@ def _triggers(value: Any) -> tuple[str, ...]:
     return parse_triggers(value)
 
 
+def _count(value: Any) -> int:
+    """A whole number, 0 allowed (0 means "none" where the help says so)."""
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return number
+
+
+def _minutes_list(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("must be a list of minutes such as [30, 60]")
+    return tuple(sorted({_positive(item) for item in value}))
+
+
+def _windows(value: Any) -> tuple[str, ...]:
+    from policies.windows import Window
+
+    if isinstance(value, str):
+        value = [part for part in value.split(";") if part.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a list of windows such as [\"mon-fri 14:00-17:00\"]")
+    return tuple(Window.parse(str(item)).text for item in value)
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of addresses")
+    for item in value:
+        if not item.startswith(("turn:", "turns:", "stun:")):
+            raise ValueError(f"{item!r} must start with turn:, turns: or stun:")
+    return tuple(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -268,6 +305,45 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("resources.check_links_hours", 24,
             "How often the website of every directory entry is visited to find dead or redirected links.",
             _positive),
+    Setting("visits.host", "127.0.0.1",
+            "Address of the public listener for visitors (families and lawyers), meant for the internet behind TLS; "
+            "it serves visitor pages only.", _text),
+    Setting("visits.port", 8090, "Port of the public listener for visitors.", _port),
+    Setting("visits.public_url", "",
+            "URL visitors use to reach the public listener (in e-mails); empty means http://HOST:PORT.", _text),
+    Setting("visits.auto_approve", False,
+            "Approve a booking that keeps every rule at once, without waiting for staff.", _boolean),
+    Setting("visits.hours", ("mon-fri 14:00-17:00", "sat 10:00-12:00"),
+            "Visiting hours of units that have none of their own (facility time).", _windows),
+    Setting("visits.lengths", (30, 60), "The visit lengths one may book, in minutes.", _minutes_list),
+    Setting("visits.min_lead_hours", 24, "A visit is booked at least this many hours before it starts.", _count),
+    Setting("visits.max_ahead_days", 14, "A visit is booked at most this many days before it starts.", _positive),
+    Setting("visits.per_week", 0, "Visits one inmate may have in a week (Monday to Sunday); 0 means no limit.",
+            _count),
+    Setting("visits.per_month", 2, "Visits one inmate may have in a calendar month; 0 means no limit.", _count),
+    Setting("visits.minutes_per_month", 60, "Minutes of visits one inmate may have in a month; 0 means no limit.",
+            _count),
+    Setting("visits.max_visitors", 3, "Visitors who may join one visit (besides the inmate).", _positive),
+    Setting("visits.max_inmates_per_visitor", 3, "Inmates' approved lists one visitor may be on.", _positive),
+    Setting("visits.supervised_at_once", 4,
+            "Ordinary visits that may run at one time, because each needs a supervisor's watch (legal visits do "
+            "not count).", _positive),
+    Setting("visits.waiting_room_minutes", 10,
+            "How long before the start the waiting room opens to test camera and sound.", _count),
+    Setting("visits.record", False,
+            "Record ordinary visits (both sides are told before they join); legal visits never are.", _boolean),
+    Setting("visits.recording_days", 90, "Days recordings are kept before they are pruned.", _positive),
+    Setting("visits.turn_urls", (),
+            "The facility's TURN relay (coturn) as turn:HOST:PORT?transport=tcp and the like; empty means calls "
+            "run directly (the demo on one machine).", _urls),
+    Setting("visits.turn_secret", "", "The relay's shared secret (coturn's static-auth-secret).", _text,
+            secret=True),
+    Setting("mail.host", "", "SMTP relay for visit e-mails; empty means mail waits in the outbox.", _text),
+    Setting("mail.port", 25, "Port of the SMTP relay.", _port),
+    Setting("mail.sender", "visits@gatehouse.invalid", "From address of visit e-mails.", _text),
+    Setting("mail.starttls", False, "Use STARTTLS with the relay.", _boolean),
+    Setting("mail.username", "", "Login at the relay; empty means none.", _text),
+    Setting("mail.password", "", "Password at the relay.", _text, secret=True),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 

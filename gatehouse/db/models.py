@@ -333,3 +333,4 @@ from gatehouse.curation import models as _curation_models  # noqa: E402,F401
 from gatehouse.learning import models as _learning_models  # noqa: E402,F401
 from gatehouse.library import models as _library_models  # noqa: E402,F401
 from gatehouse.resources import models as _resources_models  # noqa: E402,F401
+from gatehouse.visits import models as _visits_models  # noqa: E402,F401
