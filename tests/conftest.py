@@ -31,7 +31,7 @@ def missing_services(environ: dict[str, str] | os._Environ[str] = os.environ) ->
     missing = [f"{name} is not set" for name in (POSTGRES_ENV, REDIS_ENV) if not environ.get(name)]
     if not (environ.get("GATEHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")):
         missing.append("Chromium is not installed (or name it in GATEHOUSE_TEST_CHROMIUM)")
-    missing += [f"{tool} is not installed" for tool in ("curl", "redis-server", "pdftotext", "espeak-ng")
+    missing += [f"{tool} is not installed" for tool in ("curl", "redis-server", "pdftotext", "espeak-ng", "turnserver")
                 if shutil.which(tool) is None]
     return missing
 
