@@ -140,6 +140,22 @@ class Tag(enum.StrEnum):
     RESOURCES_SUPPORTER_ADDED = "resources:supporter:added"
     """A member of staff now supports an inmate's release, and so may read their plan; `removed` when no more."""
     RESOURCES_SUPPORTER_REMOVED = "resources:supporter:removed"
+    VISITS_VISITOR_REGISTERED = "visits:visitor:registered"
+    """Someone registered on the public listener (or registered again: the owner of the address is told)."""
+    VISITS_VISITOR_CONFIRMED = "visits:visitor:confirmed"
+    VISITS_VISITOR_ADDED = "visits:visitor:added"
+    VISITS_VISITOR_VERIFIED = "visits:visitor:verified"
+    """A member of staff saw the visitor's identity document: who, which document, lawyer or not."""
+    VISITS_VISITOR_REFUSED = "visits:visitor:refused"
+    VISITS_VISITOR_SUSPENDED = "visits:visitor:suspended"
+    VISITS_VISITOR_LOGIN_SUCCESS = "visits:visitor:login-success"
+    VISITS_VISITOR_LOGIN_FAILURE = "visits:visitor:login-failure"
+    """A wrong password, or a wrong or replayed code, for a visitor's address (known or not)."""
+    VISITS_VISITOR_LOGIN_THROTTLED = "visits:visitor:login-throttled"
+    VISITS_VISITOR_TOTP_ADDED = "visits:visitor:totp-added"
+    VISITS_VISITOR_TOTP_REPLAYED = "visits:visitor:totp-replayed"
+    VISITS_VISITOR_PASSWORD_CHANGED = "visits:visitor:password-changed"
+    VISITS_VISITOR_LOGOUT = "visits:visitor:logout"
 
 
 @dataclass(frozen=True, slots=True)
