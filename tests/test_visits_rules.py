@@ -297,10 +297,36 @@ SUPERVISED = BookingRules(supervisor_watches=2, per_month=None, minutes_per_mont
     (ask("2026-11-30T14:00", visitors=("lawyer",), visit_class=VisitClass.LEGAL, supervisor="s1"), (),
      ["legal-supervised"]),
     (ask("2026-11-30T14:00", visitors=("lawyer",), visit_class=VisitClass.LEGAL), (), []),
+    # a visitor cannot be in two visits at once (a mother visiting two sons), but may be in one after the other
+    (ask("2026-11-30T14:00", visitors=("v1", "v2")), (visit("x", "2026-11-30T14:00", inmate="A2", visitors=("v2",)),),
+     ["visitor-busy"]),
+    (ask("2026-11-30T14:00", visitors=("v1",)), (visit("x", "2026-11-30T14:30", inmate="A2", visitors=("v1",)),), []),
+    (ask("2026-11-30T14:00", visitors=("v1",)),
+     (visit("x", "2026-11-30T14:00", inmate="A2", visitors=("v1",), cancelled=True),), []),
 ])
 def test_booth_inmate_and_supervisor_capacity(request_: BookingRequest, booked: tuple[Visit, ...],
                                               expected: list[str]) -> None:
     assert codes(request_, policy=SUPERVISED, booked=booked) == expected
+
+
+WATCHED = BookingRules(supervised_at_once=2, per_month=None, minutes_per_month=None)
+
+
+@pytest.mark.parametrize(("request_", "booked", "expected"), [
+    (ask("2026-11-30T14:00"),
+     (visit("x", "2026-11-30T14:00", inmate="A2"), visit("y", "2026-11-30T14:00", inmate="A3")), ["supervision-full"]),
+    # one of the two is legal, so only one is watched
+    (ask("2026-11-30T14:00"), (visit("x", "2026-11-30T14:00", inmate="A2"),
+                               visit("y", "2026-11-30T14:00", inmate="A3", visit_class=VisitClass.LEGAL)), []),
+    # a legal visit needs no watch, whatever runs
+    (ask("2026-11-30T14:00", visitors=("lawyer",), visit_class=VisitClass.LEGAL),
+     (visit("x", "2026-11-30T14:00", inmate="A2"), visit("y", "2026-11-30T14:00", inmate="A3")), []),
+    # one after the other, never two at once
+    (ask("2026-11-30T14:00", 60), (visit("x", "2026-11-30T14:00", inmate="A2"),
+                                   visit("y", "2026-11-30T14:30", inmate="A3")), []),
+])
+def test_supervision_seats(request_: BookingRequest, booked: tuple[Visit, ...], expected: list[str]) -> None:
+    assert codes(request_, policy=WATCHED, booked=booked) == expected
 
 
 def test_every_problem_is_returned_at_once_and_each_says_itself() -> None:

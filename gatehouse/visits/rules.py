@@ -21,10 +21,10 @@ from policies.windows import Window
 
 __all__ = ["ApprovedListsFull", "BookingRequest", "BookingRules", "BoothTaken", "CallClock", "CallPhase",
            "ClosedDay", "InmateBusy", "LeadTimeTooShort", "LegalSupervised", "LengthNotOffered", "MonthlyLimit",
-           "MonthlyMinutes", "NoContact", "NoVisitors", "NotApproved", "Oversight", "OutsideHours", "Problem",
-           "ProblemCode", "Slot", "SupervisorFull", "TooFarAhead", "TooManyVisitors", "Visit", "VisitClass",
-           "VisitRuleError", "VisitingHours", "WARNINGS", "WeeklyLimit", "booth_hours", "call_clock",
-           "check_approval", "check_booking", "counting_span", "oversight", "slots"]
+           "MonthlyMinutes", "NoContact", "NoVisitors", "NotApproved", "OutsideHours", "Oversight", "Problem",
+           "ProblemCode", "Slot", "SupervisionFull", "SupervisorFull", "TooFarAhead", "TooManyVisitors", "Visit",
+           "VisitClass", "VisitRuleError", "VisitingHours", "VisitorBusy", "WARNINGS", "WeeklyLimit", "booth_hours",
+           "call_clock", "check_approval", "check_booking", "counting_span", "oversight", "slots"]
 
 WARNINGS = (timedelta(minutes=5), timedelta(minutes=1))
 """Before the end, the call tells both sides how long is left, so a goodbye is not cut off mid-sentence."""
@@ -55,6 +55,8 @@ class ProblemCode(enum.StrEnum):
     NOT_APPROVED = "not-approved"
     BOOTH_TAKEN = "booth-taken"
     INMATE_BUSY = "inmate-busy"
+    VISITOR_BUSY = "visitor-busy"
+    SUPERVISION_FULL = "supervision-full"
     SUPERVISOR_FULL = "supervisor-full"
     LEGAL_SUPERVISED = "legal-supervised"
     APPROVED_LISTS_FULL = "approved-lists-full"
@@ -162,12 +164,17 @@ class BookingRules:
     max_visitors: int = 3
     supervisor_watches: int = 4
     """How many visits one supervisor can watch at once."""
+    supervised_at_once: int | None = None
+    """How many ordinary (watched) visits may run at one instant in the facility: the staff on duty times what
+    each can watch. The database holds it too, as that many supervision seats."""
 
     def __post_init__(self) -> None:
         for name in ("per_week", "per_month", "minutes_per_month"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise VisitRuleError(f"{name} cannot be negative ({value})")
+        if self.supervised_at_once is not None and self.supervised_at_once < 1:
+            raise VisitRuleError(f"supervised_at_once must be at least 1 ({self.supervised_at_once})")
         if self.max_visitors < 1 or self.supervisor_watches < 1:
             raise VisitRuleError("a visit admits at least one visitor and a supervisor watches at least one visit")
         if not self.lengths or self.min_lead < timedelta(0) or self.max_ahead < self.min_lead:
@@ -188,6 +195,7 @@ class Visit:
     visit_class: VisitClass = VisitClass.ORDINARY
     supervisor: str | None = None
     cancelled: bool = False
+    visitors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +361,25 @@ class InmateBusy:
 
 
 @dataclass(frozen=True, slots=True)
+class VisitorBusy:
+    code: ClassVar[ProblemCode] = ProblemCode.VISITOR_BUSY
+    visitor: str
+    visit: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: visitor {self.visitor} is in visit {self.visit} then"
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionFull:
+    code: ClassVar[ProblemCode] = ProblemCode.SUPERVISION_FULL
+    limit: int
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.limit} supervised visits already run then, as many as staff can watch"
+
+
+@dataclass(frozen=True, slots=True)
 class SupervisorFull:
     code: ClassVar[ProblemCode] = ProblemCode.SUPERVISOR_FULL
     supervisor: str
@@ -383,7 +410,7 @@ class ApprovedListsFull:
 
 Problem = (LeadTimeTooShort | TooFarAhead | ClosedDay | OutsideHours | LengthNotOffered | WeeklyLimit | MonthlyLimit
            | MonthlyMinutes | NoVisitors | TooManyVisitors | NoContact | NotApproved | BoothTaken | InmateBusy
-           | SupervisorFull | LegalSupervised | ApprovedListsFull)
+           | VisitorBusy | SupervisionFull | SupervisorFull | LegalSupervised | ApprovedListsFull)
 
 
 # -- the checks ----------------------------------------------------------------------------------------------
@@ -462,6 +489,12 @@ def _capacity(request: BookingRequest, rules: BookingRules, booked: Sequence[Vis
     live = [v for v in booked if not v.cancelled and _overlaps(v, request.start, request.end)]
     problems: list[Problem] = [BoothTaken(request.booth, v.id) for v in live if v.booth == request.booth]
     problems += [InmateBusy(v.id) for v in live if v.inmate == request.inmate and v.booth != request.booth]
+    problems += [VisitorBusy(who, v.id) for v in live for who in dict.fromkeys(request.visitors)
+                 if who in v.visitors]
+    watched = [v for v in live if v.visit_class is VisitClass.ORDINARY]
+    if (request.visit_class is VisitClass.ORDINARY and rules.supervised_at_once is not None
+            and _most_at_once(watched, request.start, request.end) >= rules.supervised_at_once):
+        problems.append(SupervisionFull(rules.supervised_at_once))
     if request.supervisor is not None:
         if request.visit_class is VisitClass.LEGAL:
             problems.append(LegalSupervised(request.supervisor))
