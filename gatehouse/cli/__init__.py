@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from gatehouse.cli import admin, audit, control, curation, learning, library, ops, resources, staff
+from gatehouse.cli import admin, audit, control, curation, learning, library, ops, resources, staff, visitors
 from gatehouse.errors import GatehouseError
 from gatehouse.settings import SettingsError
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     curation.register(commands, common)
     library.register(commands, common)
     resources.register(commands, common)
+    visitors.register(commands, common)
     _describe(parser)
     return parser
 
