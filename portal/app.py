@@ -47,12 +47,14 @@ from portal.review.views import routes as review_routes
 from portal.security import audit_middleware, csrf_middleware, headers_middleware
 from portal.staff.views import routes as staff_routes
 from portal.tasks import repeat
+from portal.visits import mailing
+from portal.visits.verify import routes as visitors_verify_routes
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 EVENTS_POLL_S = 0.5
 FILES_POLL_S = 2.0
-DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation", "library", "resources")
+DOMAINS = ("auth", "staff", "admin", "review", "control", "learning", "curation", "library", "resources", "visits")
 
 
 @public
@@ -83,7 +85,9 @@ async def rounds(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(repeat(stop, drift.ROUND_SECONDS, lambda: drift.recheck_due(kernel, utcnow()),
                                         "curation: the second look at approved pages")),
              asyncio.create_task(repeat(stop, links.ROUND_SECONDS, lambda: links.check_due(kernel, utcnow()),
-                                        "resources: the directory's link check", first_after=links.ROUND_SECONDS))]
+                                        "resources: the directory's link check", first_after=links.ROUND_SECONDS)),
+             asyncio.create_task(repeat(stop, mailing.ROUND_SECONDS, lambda: mailing.deliver_due(kernel, utcnow()),
+                                        "visits: sending mail"))]
     yield
     stop.set()
     await asyncio.gather(*tasks)
@@ -168,6 +172,7 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
     app.add_routes(resources_routes)
     app.add_routes(jobs_routes)
     app.add_routes(plan_routes)
+    app.add_routes(visitors_verify_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")

@@ -86,6 +86,7 @@ EXPECTED: tuple[tuple[str, Audience], ...] = (
     ("/staff/logout", anyone),
     ("/staff/totp", between_steps),
     ("/staff/enrol", between_steps),
+    ("/staff/visitors", staff_with("security")),
     ("/staff", staff_with()),
     ("/home", inmates),
     ("/courses", inmates),

@@ -48,8 +48,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     p = commands.add_parser("run", parents=[common], help="run the portal and the gateway in one process")
     add_run_options(p)
-    p.add_argument("--only", choices=["gateway", "portal"],
-                   help="run one plane alone (several gateway nodes, or portals apart from them; needs redis.url)")
+    p.add_argument("--only", choices=["gateway", "portal", "visits"],
+                   help="run one plane alone (several gateway nodes, portals apart from them, or the visitors' public "
+                        "listener; needs redis.url)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="gateway processes sharing the proxy port (SO_REUSEPORT); more than 1 needs redis.url")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -81,6 +82,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--portal-port", type=int, help="portal port (default 8080)")
     p.add_argument("--proxy-host", help="gateway listen address (default 127.0.0.1)")
     p.add_argument("--proxy-port", type=int, help="gateway port (default 3128)")
+    p.add_argument("--visits-port", type=int, help="port of the visitors' public listener (default 8090)")
     p.add_argument("--resolve", action="append", default=[], metavar="HOST=ADDR:PORT",
                    help="send HOST to ADDR:PORT, like curl --resolve (repeatable)")
 
@@ -88,7 +90,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     for option, name in (("portal_host", "portal.host"), ("portal_port", "portal.port"),
-                         ("proxy_host", "proxy.host"), ("proxy_port", "proxy.port")):
+                         ("proxy_host", "proxy.host"), ("proxy_port", "proxy.port"), ("visits_port", "visits.port")):
         if getattr(args, option) is not None:
             changes[name.replace(".", "__")] = getattr(args, option)
     return changes
@@ -178,8 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1 and not settings["redis.url"]:
         raise InvalidInput(f"--workers {args.workers}: worker processes share minutes and the control bus through "
                            "Redis; set redis.url (or GATEHOUSE_REDIS_URL), or run one process")
-    if args.workers > 1 and args.only == "portal":
-        raise InvalidInput("--workers counts gateway processes; --only portal runs none")
+    if args.workers > 1 and args.only in ("portal", "visits"):
+        raise InvalidInput(f"--workers counts gateway processes; --only {args.only} runs none")
     workers = Workers(args.workers, args.worker, tuple(args.resolve)) if args.workers > 1 or args.worker else None
     return serve(settings, only=args.only or "", workers=workers)
 
