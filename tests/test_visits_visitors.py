@@ -357,8 +357,9 @@ def test_gatehouse_visitor_add(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "added visitor 1 lex@law.example (verified by sam as a lawyer)" in capsys.readouterr().out
     assert main(["visitor", "add", *data, "--name", "Lex", "--email", "lex@law.example"]) == 2
     assert "exists already" in capsys.readouterr().err
-    assert main(["visitor", "add", *data, "--name", "Kim", "--email", "kim@example.org", "--verified-by", "nobody"]) == 2
-    assert main(["visitor", "add", *data, "--name", "Kim", "--email", "kim@example.org", "--lawyer"]) == 2
+    kim = ["--name", "Kim", "--email", "kim@example.org"]
+    assert main(["visitor", "add", *data, *kim, "--verified-by", "nobody"]) == 2
+    assert main(["visitor", "add", *data, *kim, "--lawyer"]) == 2
     kernel = Kernel.open(settings)
     try:
         with kernel.factory() as db:

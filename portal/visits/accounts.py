@@ -245,8 +245,8 @@ async def confirm_submit(request: web.Request) -> web.Response:
 @anyone
 async def login_form(request: web.Request) -> web.Response:
     who = request.get(VISITOR)
-    if who is not None:
-        raise web.HTTPFound("/visits" if who.totp_done else "/login/code")
+    if who is not None and who.totp_done:
+        raise web.HTTPFound("/visits")
     return page(request, "visits/public/login.html", form=LoginForm())
 
 

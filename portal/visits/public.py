@@ -16,6 +16,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +55,8 @@ ROUTES: list[web.RouteTableDef] = []
 SECRET_ROUTES = frozenset({"/confirm/{secret}"})
 """Routes whose path holds a secret: the audit log records the route instead."""
 _MARK = "__gatehouse_visitor_rule__"
+_serving: ContextVar[web.Request | None] = ContextVar("visits_public_request", default=None)
+"""The request the current task serves, for the frame that every template (and error page) draws."""
 
 
 class Need(enum.Enum):
@@ -129,6 +132,7 @@ def _refusal(request: web.Request, need: Need, who: VisitorIdentity | None) -> w
 async def visitor_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Who the visitor is, then their language, then the route's rule: for every route."""
     request[VIEWER] = Viewer()  # nobody of the portal: the portal's frame and error pages show no one
+    _serving.set(request)
     who: VisitorIdentity | None = None
     token = request.cookies.get(VISITOR_COOKIE)
     if token:
@@ -140,7 +144,7 @@ async def visitor_middleware(request: web.Request, handler: Handler) -> web.Stre
     need = need_of(request.match_info.handler)
     if need is None:
         if isinstance(request.match_info.http_exception, web.HTTPException):
-            return await handler(request)  # aiohttp's own 404/405 for what this listener does not serve
+            raise request.match_info.http_exception  # 404/405 for what this listener does not serve, form or not
         raise web.HTTPForbidden(text="route without an access rule")
     if not allows(need, who):
         return _refusal(request, need, who)
@@ -199,8 +203,12 @@ def frame(request: web.Request) -> dict[str, Any]:
             "name": who.name if who is not None and signed else "", "signed_in": signed}
 
 
-async def _frame_processor(request: web.Request) -> dict[str, Any]:
-    return {"visitor_frame": frame(request)}
+def _current_frame() -> dict[str, Any]:
+    """The frame of the request this task serves (templates, error pages included, call it without arguments)."""
+    request = _serving.get()
+    if request is None:
+        raise RuntimeError("a visitor page rendered outside a request of the public listener")
+    return frame(request)
 
 
 def page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -293,9 +301,10 @@ def create_public_app(kernel: Kernel, *, extra: Iterable[web.RouteTableDef] = ()
     app[KERNEL] = kernel
     app[VISITOR_POLICY] = policy or VisitorSessionPolicy()
     env = aiohttp_jinja2.setup(app, loader=templates(), autoescape=True, undefined=jinja2.StrictUndefined,
-                               extensions=["jinja2.ext.i18n"], context_processors=[_frame_processor])
+                               extensions=["jinja2.ext.i18n"])
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["portal_name"] = "Gatehouse"
+    env.globals["visitor_frame"] = _current_frame
     for table in (routes, accounts.routes, *ROUTES, *extra):
         app.add_routes(table)
     check_routes(app)
