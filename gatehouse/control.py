@@ -36,6 +36,7 @@ from gatehouse.errors import Conflict, InvalidInput, NotFound
 from gatehouse.inmates import find_inmate
 from gatehouse.sessions import EndReason
 from gatehouse.terminals import ensure_unit
+from gatehouse.visits import booking
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Outcome:
 
     events: list[ControlEvent] = field(default_factory=list)
     sessions_ended: int = 0
+    visits_stopped: int = 0
     summary: str = ""
 
 
@@ -154,8 +156,12 @@ def lock_down(session: Session, facility_name: str, unit: str, reason: str, by: 
         terminals = terminals.where(Terminal.unit == unit)
     outcome = Outcome()
     _end_open(session, outcome, _open_sessions(session, InmateSession.terminal_id.in_(terminals)), now)
+    # video visits there, running or in the next day, stop in the same transaction; both sides are mailed why
+    outcome.visits_stopped = len(booking.lockdown(session, unit, reason=reason, by=by, now=now))
     _emit(session, outcome, Lockdown(facility.name, unit, reason, by), now)
     outcome.summary = f"{_scope(facility, unit)} locked down; sessions ended: {outcome.sessions_ended}"
+    if outcome.visits_stopped:
+        outcome.summary += f"; video visits stopped: {outcome.visits_stopped}"
     return outcome
 
 

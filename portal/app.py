@@ -48,6 +48,8 @@ from portal.security import audit_middleware, csrf_middleware, headers_middlewar
 from portal.staff.views import routes as staff_routes
 from portal.tasks import repeat
 from portal.visits import mailing
+from portal.visits.calls import Calls, use_calls
+from portal.visits.join import routes as visits_join_routes
 from portal.visits.verify import routes as visitors_verify_routes
 
 log = logging.getLogger(__name__)
@@ -143,8 +145,9 @@ def templates() -> jinja2.BaseLoader:
     return jinja2.FileSystemLoader([HERE / "templates"] + [HERE / d / "templates" for d in DOMAINS])
 
 
-def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
-    """`alone`: no gateway runs in this process, so the portal follows policy changes itself."""
+def create_app(kernel: Kernel, *, alone: bool = False, calls: Calls | None = None) -> web.Application:
+    """`alone`: no gateway runs in this process, so the portal follows policy changes itself. `calls`: the video
+    visits' hub, shared with the visitors' listener when both run in this process."""
     app = web.Application(
         middlewares=[headers_middleware, audit_middleware, errors_middleware, session_middleware, csrf_middleware],
         client_max_size=8 * 1024 * 1024)
@@ -173,10 +176,12 @@ def create_app(kernel: Kernel, *, alone: bool = False) -> web.Application:
     app.add_routes(jobs_routes)
     app.add_routes(plan_routes)
     app.add_routes(visitors_verify_routes)
+    app.add_routes(visits_join_routes)
     app.router.add_get("/ca.pem", ca_certificate, name="ca")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(rounds)
+    use_calls(app, calls or Calls(kernel))
     app.on_startup.append(forgetting_sessions)
     if alone:
         app.cleanup_ctx.append(following_policy)

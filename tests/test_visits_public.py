@@ -458,10 +458,11 @@ PUBLIC_ROUTES = {
     ("GET", "/account"): "visitor", ("POST", "/account/password"): "visitor",
     ("GET", "/account/totp"): "visitor", ("POST", "/account/totp"): "visitor",
     ("GET", "/visits"): "visitor", ("POST", "/language"): "anyone",
+    ("GET", "/visits/{id}/call"): "verified", ("GET", "/visits/{id}/call/ws"): "verified",
     ("GET", "/static/{name}"): "anyone", ("GET", "/healthz"): "anyone",
 }
 """Every route of the visitors' listener and who may use it, written here rather than read from the code."""
-SHARED = {"/", "/login", "/logout", "/language", "/healthz"}
+SHARED = {"/", "/login", "/logout", "/language", "/healthz", "/visits/1/call", "/visits/1/call/ws"}
 """Paths both listeners answer, each with its own handler (the portal's for inmates and staff)."""
 
 

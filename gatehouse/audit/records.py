@@ -156,6 +156,17 @@ class Tag(enum.StrEnum):
     VISITS_VISITOR_TOTP_REPLAYED = "visits:visitor:totp-replayed"
     VISITS_VISITOR_PASSWORD_CHANGED = "visits:visitor:password-changed"
     VISITS_VISITOR_LOGOUT = "visits:visitor:logout"
+    VISITS_CALL_JOINED = "visits:call:joined"
+    """An inmate or a visitor entered a visit's room (the waiting room counts): who, from which listener."""
+    VISITS_CALL_LEFT = "visits:call:left"
+    VISITS_CALL_WATCHED = "visits:call:watched"
+    """A supervisor began to watch a visit, silently."""
+    VISITS_CALL_MUTED = "visits:call:muted"
+    VISITS_CALL_UNMUTED = "visits:call:unmuted"
+    VISITS_CALL_ENDED = "visits:call:ended"
+    """The call ended: at its time, by staff with the reason both sides read, by a lockdown, or at shutdown."""
+    VISITS_CALL_REFUSED = "visits:call:refused"
+    """A join (or a watch of a legal visit) the server would not take, with its code."""
 
 
 @dataclass(frozen=True, slots=True)

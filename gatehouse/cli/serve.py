@@ -17,6 +17,7 @@ from gatehouse.kernel import Kernel
 from gatehouse.settings import SETTINGS_BY_NAME, Settings
 from gateway.service import Gateway
 from portal.app import create_app
+from portal.visits.calls import Calls
 from portal.visits.public import create_public_app
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
     visits: tuple[str, int] | None = None
     gateway: Gateway | None = None
     try:
+        calls = Calls(kernel)  # one hub for both listeners: an inmate and a family meet in the same room
         if only in ("", "visits"):
-            visitors, visits = await start_site(create_public_app(kernel), settings["visits.host"],
+            visitors, visits = await start_site(create_public_app(kernel, calls=calls), settings["visits.host"],
                                                 visits_port(settings))
             if not settings["visits.public_url"]:
                 kernel.settings = kernel.settings.replace(visits__public_url=f"http://{visits[0]}:{visits[1]}")
@@ -84,7 +86,8 @@ async def running(settings: Settings, only: str = "", *, reuse_port: bool = Fals
             proxy = await gateway.start(settings["proxy.host"], settings["proxy.port"], reuse_port=reuse_port)
             yield Running(kernel, gateway, None, proxy)
             return
-        runner = web.AppRunner(create_app(kernel, alone=only == "portal"), access_log=None, shutdown_timeout=5)
+        runner = web.AppRunner(create_app(kernel, alone=only == "portal", calls=calls), access_log=None,
+                               shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, settings["portal.host"], settings["portal.port"], reuse_address=True)
         await site.start()

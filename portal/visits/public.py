@@ -38,6 +38,7 @@ from portal.keys import ACTOR, KERNEL, VIEWER
 from portal.layout import Link, facility_zone, render, safe_next
 from portal.security import csrf_middleware, headers_middleware, set_cookie
 from portal.transactions import read
+from portal.visits.calls import Calls, use_calls
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -292,9 +293,10 @@ async def _check_at_start(app: web.Application) -> None:
 
 
 def create_public_app(kernel: Kernel, *, extra: Iterable[web.RouteTableDef] = (),
-                      policy: VisitorSessionPolicy | None = None) -> web.Application:
-    """The visitors' listener: accounts, the visits page and whatever `extra` (and `ROUTES`) hold."""
-    from portal.visits import accounts  # its views use this module's rules
+                      policy: VisitorSessionPolicy | None = None, calls: Calls | None = None) -> web.Application:
+    """The visitors' listener: accounts, the visits page, the call and whatever `extra` (and `ROUTES`) hold.
+    `calls`: the video visits' hub, shared with the portal when both run in this process."""
+    from portal.visits import accounts, join  # their views use this module's rules
 
     app = web.Application(middlewares=[headers_middleware, audit_middleware, errors_middleware, visitor_middleware,
                                        csrf_middleware], client_max_size=1024 * 1024)
@@ -305,8 +307,9 @@ def create_public_app(kernel: Kernel, *, extra: Iterable[web.RouteTableDef] = ()
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["portal_name"] = "Gatehouse"
     env.globals["visitor_frame"] = _current_frame
-    for table in (routes, accounts.routes, *ROUTES, *extra):
+    for table in (routes, accounts.routes, join.visitor_routes, *ROUTES, *extra):
         app.add_routes(table)
+    use_calls(app, calls or Calls(kernel))
     check_routes(app)
     app.on_startup.append(_check_at_start)
     return app
